@@ -1,0 +1,54 @@
+"""FLOPs counted from the built models reproduce the paper's table."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+import tokshift_zoo
+from tokshift_zoo.cli import main
+from tokshift_zoo.flops import count_flops, model_table
+from tokshift_zoo.models import get_video_cfg
+
+
+@pytest.fixture(scope="module")
+def table():
+    return {row["name"]: row for row in model_table()}
+
+
+def test_counted_gflops_match_the_paper_within_half_a_percent(table):
+    assert len(table) == 7
+    for name, row in table.items():
+        paper = get_video_cfg(f"{name}.k400").paper_gflops
+        assert abs(row["gflops"] - paper) / paper < 0.005, (name, row["gflops"], paper)
+        assert row["gflops_full"] > row["gflops"]
+
+
+def test_count_matches_hand_arithmetic_for_a_tiny_model():
+    model = tokshift_zoo.create_model(
+        "tokshift_base16_224_8f", img_size=32, patch_size=8, embed_dim=32, depth=2, num_heads=2, num_classes=4
+    )
+    tokens, dim, frames = 17, 32, 8
+    per_block = tokens * (3 * dim * dim + dim * dim + 2 * 4 * dim * dim)
+    patch = 16 * (3 * 8 * 8) * dim
+    head = dim * 4  # one class-token row per clip after the time average
+    attention = 2 * tokens * tokens * dim  # q @ k^T and attn @ v
+    flops = count_flops(model)
+    assert flops["gflops"] * 1e9 == pytest.approx(frames * (2 * per_block + patch) + head)
+    assert (flops["gflops_full"] - flops["gflops"]) * 1e9 == pytest.approx(frames * 2 * attention)
+    assert next(model.parameters()).device == torch.device("cpu")  # counted on a meta copy
+
+
+def test_table_columns_and_tags(table):
+    row = table["tokshift_large16_384_12f"]
+    assert (row["frames"], row["resolution"], row["params_m"]) == (12, 384, 304.1)
+    assert row["available"] == {"in21k": True, "k400": False}
+
+
+def test_models_command_prints_json(capsys):
+    assert main(["models", "--filter", "tokshift_base16_224_*", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["name"] for r in rows] == ["tokshift_base16_224_16f", "tokshift_base16_224_8f"]
+    assert rows[1]["gflops"] == pytest.approx(134.7, rel=0.005)
