@@ -1,0 +1,89 @@
+"""Shared fixtures: tiny models, an isolated Hugging Face cache, and the loopback hub and file servers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+from hub_server import FileServer, HubServer
+from huggingface_hub import constants as hf_constants
+
+import tokshift_zoo
+
+# --- models -------------------------------------------------------------------------------------------------
+
+# A 2-block, 32-wide zoo model on 32x32 frames in 8x8 patches (16 patches), 4 classes: any builder takes these.
+TINY_ARGS = dict(img_size=32, patch_size=8, embed_dim=32, depth=2, num_heads=2, num_classes=4)
+
+
+@pytest.fixture
+def tiny_model() -> torch.nn.Module:
+    """A seeded tiny ``tokshift_base16_224_8f`` in eval mode, fresh for each test."""
+    torch.manual_seed(0)
+    return tokshift_zoo.create_model("tokshift_base16_224_8f", **TINY_ARGS).eval()
+
+
+# --- weights: an isolated Hugging Face cache, the loopback hub and file servers ------------------------------
+
+
+@pytest.fixture(autouse=True)
+def _offline_and_isolated(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test: no network (the hub offline unless a test asks for the loopback hub) and no user caches."""
+    home = tmp_path_factory.mktemp("home")
+    for name, value in {
+        "HF_HOME": str(home / "hf"),
+        "HF_HUB_CACHE": str(home / "hf" / "hub"),
+        "HF_HUB_OFFLINE": True,
+    }.items():
+        monkeypatch.setattr(hf_constants, name, value)
+    monkeypatch.setenv("HF_HOME", str(home / "hf"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("TORCH_HOME", str(home / "torch"))
+    monkeypatch.setenv("TOKSHIFT_ZOO_CACHE", str(home / "tokshift-zoo"))
+
+
+@pytest.fixture
+def hf_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty Hugging Face home under ``tmp_path``, no token, online, Xet off; set for subprocesses too.
+
+    huggingface_hub reads its environment once, at import, into ``huggingface_hub.constants``; the
+    constants are patched for this process and the variables for the processes a test starts.
+    """
+    home = tmp_path / "hf"
+    cache = home / "hub"
+    for name, value in {
+        "HF_HOME": str(home),
+        "HF_HUB_CACHE": str(cache),
+        "HF_TOKEN_PATH": str(home / "token"),
+        "HF_HUB_OFFLINE": False,
+        "HF_HUB_DISABLE_XET": True,  # the loopback hub speaks the LFS protocol, not Xet
+    }.items():
+        monkeypatch.setattr(hf_constants, name, value)
+    monkeypatch.setenv("HF_HOME", str(home))
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    monkeypatch.setenv("HF_HUB_DISABLE_XET", "1")
+    monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
+    for name in ("HF_TOKEN", "HF_HUB_OFFLINE", "HF_ENDPOINT", "TOKSHIFT_ZOO_CACHE"):
+        monkeypatch.delenv(name, raising=False)
+    return cache
+
+
+@pytest.fixture
+def hub(hf_cache: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[HubServer]:
+    """A loopback hub that huggingface_hub (and timm's ``hf-hub:`` names) talk to, with an empty cache."""
+    with HubServer() as server:
+        monkeypatch.setattr(hf_constants, "ENDPOINT", server.url)
+        monkeypatch.setattr(
+            hf_constants, "HUGGINGFACE_CO_URL_TEMPLATE", server.url + "/{repo_id}/resolve/{revision}/{filename}"
+        )
+        monkeypatch.setenv("HF_ENDPOINT", server.url)
+        yield server
+
+
+@pytest.fixture
+def file_server(hf_cache: Path) -> Iterator[FileServer]:
+    """A loopback plain-HTTP file host, with an empty cache."""
+    with FileServer() as server:
+        yield server

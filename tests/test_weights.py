@@ -1,0 +1,448 @@
+"""Weights from a hub, a URL and the package: download, verification, cache, offline use, concurrency.
+
+Every network test talks to the loopback servers of ``hub_server.py`` through the real clients (huggingface_hub
+for the hub, requests for URLs), with an empty cache under ``tmp_path``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import timm
+import torch
+from conftest import TINY_ARGS
+from hub_server import Fault, FileServer, HubServer
+from huggingface_hub import constants as hf_constants
+from huggingface_hub import file_download
+from safetensors.torch import save
+
+import tokshift_zoo
+from tokshift_zoo import weights
+from tokshift_zoo.weights import ChecksumError, DownloadError, NotCachedError
+
+REPO = "org/tiny"
+ARCH = "tokshift_base16_224_8f"
+
+
+def safetensors_bytes(model: torch.nn.Module) -> bytes:
+    return save({k: v.contiguous() for k, v in model.state_dict().items()})
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def timm_config(**video: object) -> bytes:
+    """A timm ``config.json`` for a tiny TokShift repo (what ``convert --push`` writes, minus labels)."""
+    config = {
+        "architecture": ARCH,
+        "num_classes": TINY_ARGS["num_classes"],
+        "model_args": TINY_ARGS,
+        "pretrained_cfg": {
+            "tag": "k400",
+            "input_size": [3, 32, 32],
+            "fixed_input_size": True,
+            "interpolation": "bilinear",
+            "crop_pct": 1.0,
+            "mean": [0.5, 0.5, 0.5],
+            "std": [0.5, 0.5, 0.5],
+            "num_classes": TINY_ARGS["num_classes"],
+        },
+    }
+    if video:
+        config["video_cfg"] = {"num_frames": 4, **video}
+    return json.dumps(config).encode()
+
+
+def load_from_hub(hub_id: str = REPO, **kwargs: object) -> torch.nn.Module:
+    overlay = dict(hf_hub_id=hub_id)
+    return tokshift_zoo.create_model(ARCH, pretrained=True, pretrained_cfg_overlay=overlay, **TINY_ARGS, **kwargs)
+
+
+def assert_same_weights(a: torch.nn.Module, b: torch.nn.Module) -> None:
+    sa, sb = a.state_dict(), b.state_dict()
+    assert sa.keys() == sb.keys()
+    for key in sa:
+        torch.testing.assert_close(sa[key], sb[key], rtol=0, atol=0, msg=key)
+
+
+def cached_blobs(cache: Path) -> list[Path]:
+    return sorted(p for p in cache.glob("models--*/blobs/*"))
+
+
+# --- the hub ----------------------------------------------------------------------------------------------------
+
+
+def test_hub_download_is_verified_cached_and_logged_once(hub, hf_cache, tiny_model, caplog):
+    data = safetensors_bytes(tiny_model)
+    commit = hub.commit(REPO, {"model.safetensors": data})
+    with caplog.at_level(logging.INFO, logger="tokshift_zoo.weights"):
+        model = load_from_hub()
+    assert_same_weights(model, tiny_model)
+    lines = [r.getMessage() for r in caplog.records if r.name == "tokshift_zoo.weights"]
+    assert len(lines) == 1
+    assert f"hf-hub:{REPO}/model.safetensors@{commit}" in lines[0]
+    assert f"sha256 {sha256(data)} verified against hub LFS sha256" in lines[0]
+    assert cached_blobs(hf_cache) == [hf_cache / "models--org--tiny" / "blobs" / sha256(data)]
+
+    load_from_hub()  # from the cache (re-hashed), with no second transfer
+    assert hub.gets(REPO, "model.safetensors") == 1
+
+
+def test_registry_pin_is_checked_as_well_as_the_hub_hash(hub, hf_cache, tiny_model):
+    data = safetensors_bytes(tiny_model)
+    commit = hub.commit(REPO, {"model.safetensors": data})
+    fetched = weights.fetch_hub_file(REPO, sha256=sha256(data).upper())
+    assert fetched.verified_by == "registry pin, hub LFS sha256" and fetched.revision == commit
+
+    wrong = "0" * 64
+    with pytest.raises(ChecksumError) as err:
+        weights.fetch_hub_file(REPO, sha256=wrong)
+    assert wrong in str(err.value) and sha256(data) in str(err.value) and "registry pin" in str(err.value)
+    assert cached_blobs(hf_cache) == [], "a file that fails its pin must not stay in the cache"
+
+    model = tokshift_zoo.create_model(ARCH, pretrained_cfg_overlay=dict(hf_hub_id=REPO), **TINY_ARGS)
+    model.video_cfg = dataclasses.replace(model.video_cfg, sha256=sha256(data))
+    weights.load_pretrained(model)
+    assert_same_weights(model, tiny_model)
+    assert hub.gets(REPO, "model.safetensors") == 2  # the wrong pin met the cached copy, then evicted it
+
+
+def test_tampered_file_is_refused_removed_and_fetched_again(hub, hf_cache, tiny_model):
+    data = safetensors_bytes(tiny_model)
+    hub.commit(REPO, {"model.safetensors": data})
+    hub.set_fault(REPO, "model.safetensors", Fault("tamper", times=1))
+    with pytest.raises(ChecksumError) as err:
+        load_from_hub()
+    message = str(err.value)
+    blob = hf_cache / "models--org--tiny" / "blobs" / sha256(data)
+    assert str(blob) in message and "model.safetensors" in message
+    assert f"expected {sha256(data)} (hub LFS sha256)" not in message  # the wording names the kind once:
+    assert f"hub LFS sha256: expected {sha256(data)}, got " in message
+    assert not blob.exists() and not list(hf_cache.glob("models--org--tiny/snapshots/*/model.safetensors"))
+
+    assert_same_weights(load_from_hub(), tiny_model)  # the next call downloads a good copy
+    assert hub.gets(REPO, "model.safetensors") == 2
+
+
+@pytest.mark.parametrize("kind", ["truncate", "gone"])
+def test_broken_transfer_keeps_nothing(hub, hf_cache, tiny_model, kind, monkeypatch):
+    monkeypatch.setattr(file_download, "time", type("NoSleep", (), {"sleep": staticmethod(lambda s: None)}))
+    hub.commit(REPO, {"model.safetensors": safetensors_bytes(tiny_model)})
+    hub.set_fault(REPO, "model.safetensors", Fault(kind))
+    with pytest.raises(DownloadError, match=f"(?s){REPO}/model.safetensors@main.*Nothing was kept"):
+        load_from_hub()
+    assert not [p for p in hf_cache.rglob("*") if p.is_file() and p.parent.name == "blobs"]
+
+
+@pytest.mark.parametrize(
+    "hub_id, filename, message",
+    [
+        ("org/missing", "model.safetensors", "no such repository"),
+        (REPO, "other.safetensors", "no such file"),
+        (REPO + "@v9", "model.safetensors", "no such revision"),
+    ],
+)
+def test_not_found_on_the_hub(hub, tiny_model, hub_id, filename, message):
+    hub.commit(REPO, {"model.safetensors": safetensors_bytes(tiny_model)})
+    with pytest.raises(DownloadError, match=message):
+        weights.fetch_hub_file(hub_id, filename)
+
+
+def test_revision_pinning(hub, tiny_model):
+    first = safetensors_bytes(tiny_model)
+    old = hub.commit(REPO, {"model.safetensors": first})
+    with torch.no_grad():
+        tiny_model.head.bias.add_(1.0)
+    hub.commit(REPO, {"model.safetensors": safetensors_bytes(tiny_model)})
+    pinned = load_from_hub(f"{REPO}@{old}")
+    torch.testing.assert_close(pinned.head.bias, tiny_model.head.bias - 1.0)
+    assert weights.fetch_hub_file(REPO, revision=old).revision == old
+    assert_same_weights(load_from_hub(), tiny_model)
+
+
+def test_offline_uses_the_cache_and_says_when_a_file_is_missing(hub, tiny_model, monkeypatch):
+    hub.commit(REPO, {"model.safetensors": safetensors_bytes(tiny_model)})
+    load_from_hub()
+    hub.stop()  # no network from here on
+    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", True)
+    assert_same_weights(load_from_hub(), tiny_model)
+    with pytest.raises(NotCachedError, match=r"HF_HUB_OFFLINE is set and org/other/model.safetensors@main"):
+        load_from_hub("org/other")
+
+
+def test_only_safetensors_come_from_the_network(hub, tiny_model):
+    hub.commit(REPO, {"pytorch_model.bin": b"not loaded"})
+    overlay = dict(hf_hub_id=REPO, hf_hub_filename="pytorch_model.bin")
+    with pytest.raises(ValueError, match="only .safetensors files are loaded from a hub or URL"):
+        tokshift_zoo.create_model(ARCH, pretrained=True, pretrained_cfg_overlay=overlay, **TINY_ARGS)
+    assert hub.log == []
+
+
+def test_in21k_tags_map_timm_image_vit_weights_with_resampled_position_embeddings(hub):
+    """The in21k tags load timm's ImageNet-21k ViT repos; a 224 grid is resampled to the model's."""
+    args = {k: v for k, v in TINY_ARGS.items() if k != "num_classes"}
+    torch.manual_seed(0)
+    image = timm.create_model("vit_base_patch16_224", num_classes=0, **args)
+    repo = timm.models.get_pretrained_cfg("tokshift_base16_256_8f.in21k").hf_hub_id
+    assert repo == "timm/vit_base_patch16_224.orig_in21k"
+    hub.commit(repo, {"model.safetensors": safetensors_bytes(image)})
+
+    model = tokshift_zoo.create_model("tokshift_base16_256_8f.in21k", pretrained=True, **dict(args, img_size=48))
+    assert model.num_classes == 0 and model.pos_embed.shape == (1, 1 + 6 * 6, 32)
+    torch.testing.assert_close(model.pos_embed[:, 0], image.pos_embed[:, 0])
+    own, theirs = model.state_dict(), image.state_dict()
+    for key in theirs.keys() - {"pos_embed"}:
+        torch.testing.assert_close(own[key], theirs[key], msg=key)
+
+
+def test_hf_hub_name_uses_the_repos_video_cfg_and_its_pin(hub, tiny_model):
+    data = safetensors_bytes(tiny_model)
+    hub.commit(REPO, {"model.safetensors": data, "config.json": timm_config(sha256=sha256(data), test_clips=2)})
+    for create in (tokshift_zoo.create_model, timm.create_model):
+        model = create(f"hf-hub:{REPO}", pretrained=True)
+        assert_same_weights(model, tiny_model)
+        assert (model.video_cfg.sha256, model.video_cfg.test_clips, model.video_cfg.num_frames) == (sha256(data), 2, 4)
+
+    hub.commit(REPO, {"config.json": timm_config(sha256="1" * 64)})  # a repo whose own pin is wrong
+    with pytest.raises(ChecksumError, match="registry pin: expected 1111"):
+        tokshift_zoo.create_model(f"hf-hub:{REPO}", pretrained=True)
+
+
+def test_hf_hub_name_without_video_cfg_drops_the_registry_pin(hub, tiny_model, monkeypatch):
+    hub.commit(REPO, {"model.safetensors": safetensors_bytes(tiny_model), "config.json": timm_config()})
+    pinned = dataclasses.replace(tokshift_zoo.models.get_video_cfg(f"{ARCH}.k400"), sha256="2" * 64)
+    monkeypatch.setitem(tokshift_zoo.models.registry._VIDEO_CFGS, f"{ARCH}.k400", pinned)
+    model = tokshift_zoo.create_model(f"hf-hub:{REPO}", pretrained=True)
+    assert model.video_cfg.sha256 is None and model.video_cfg.num_frames == 8
+    assert_same_weights(model, tiny_model)
+
+
+def test_download_command_prints_the_verified_path(hub, tiny_model, capsys):
+    from tokshift_zoo.cli import main
+
+    data = safetensors_bytes(tiny_model)
+    hub.commit(REPO, {"model.safetensors": data, "config.json": timm_config()})
+    assert main(["download", f"hf-hub:{REPO}"]) == 0
+    path = Path(capsys.readouterr().out.strip())
+    assert path.name == "model.safetensors" and path.read_bytes() == data
+
+    in21k = timm.models.get_pretrained_cfg(f"{ARCH}.in21k").hf_hub_id
+    hub.commit(in21k, {"model.safetensors": data})
+    assert main(["download", f"{ARCH}.in21k"]) == 0
+    assert f"models--{in21k.replace('/', '--')}" in capsys.readouterr().out
+
+    assert main(["download", f"{ARCH}.k400"]) == 1
+    assert "Google Drive" in capsys.readouterr().err
+    assert main(["download", "hf-hub:org/missing"]) == 1
+    assert "no such repository" in capsys.readouterr().err
+
+
+# --- plain URLs ------------------------------------------------------------------------------------------------
+
+
+def test_url_download_is_verified_and_cached(file_server: FileServer, hf_cache, tiny_model):
+    data = safetensors_bytes(tiny_model)
+    url = file_server.add("tiny.safetensors", data)
+    fetched = weights.fetch_url(url, sha256=sha256(data))
+    assert fetched.path == hf_cache.parent / "tokshift-zoo" / "urls" / sha256(data) / "tiny.safetensors"
+    assert fetched.path.read_bytes() == data and fetched.verified_by == "registry pin"
+    assert weights.fetch_url(url, sha256=sha256(data)).path == fetched.path
+    assert file_server.gets("tiny.safetensors") == 1
+
+    model = tokshift_zoo.create_model(ARCH, pretrained_cfg_overlay=dict(url=url), **TINY_ARGS)
+    model.video_cfg = dataclasses.replace(model.video_cfg, sha256=sha256(data))
+    weights.load_pretrained(model)
+    assert_same_weights(model, tiny_model)
+
+
+def test_url_tampered_file_is_refused_and_removed(file_server, tiny_model):
+    data = safetensors_bytes(tiny_model)
+    url = file_server.add("tiny.safetensors", data)
+    file_server.set_fault("tiny.safetensors", Fault("tamper", times=1))
+    with pytest.raises(ChecksumError, match=f"expected {sha256(data)} \\(registry pin\\), got [0-9a-f]{{64}}"):
+        weights.fetch_url(url, sha256=sha256(data))
+    folder = weights.url_cache_dir() / sha256(data)
+    assert not [p for p in folder.iterdir() if not p.name.endswith(".lock")]
+    assert weights.fetch_url(url, sha256=sha256(data)).path.read_bytes() == data
+
+
+def test_url_partial_download_is_resumed(file_server, tiny_model):
+    data = safetensors_bytes(tiny_model)
+    url = file_server.add("tiny.safetensors", data)
+    file_server.set_fault("tiny.safetensors", Fault("drop", times=1))
+    with pytest.raises(DownloadError, match="interrupted after .* is kept; the next call resumes it"):
+        weights.fetch_url(url, sha256=sha256(data))
+    partial = weights.url_cache_dir() / sha256(data) / "tiny.safetensors.incomplete"
+    assert 0 < partial.stat().st_size < len(data)
+    kept = partial.stat().st_size
+
+    assert weights.fetch_url(url, sha256=sha256(data)).path.read_bytes() == data
+    assert file_server.log[-1] == ("GET", "tiny.safetensors", f"bytes={kept}-")
+    assert not partial.exists()
+
+
+def test_url_server_gone_mid_transfer_and_404(file_server, tiny_model):
+    data = safetensors_bytes(tiny_model)
+    url = file_server.add("tiny.safetensors", data)
+    with pytest.raises(DownloadError, match="HTTP 404"):
+        weights.fetch_url(url.replace("tiny", "other"), sha256=sha256(data))
+    file_server.set_fault("tiny.safetensors", Fault("gone"))
+    with pytest.raises(DownloadError, match="interrupted"):
+        weights.fetch_url(url, sha256=sha256(data))
+    with pytest.raises(DownloadError, match="could not reach"):
+        weights.fetch_url(url, sha256=sha256(data))
+
+
+def test_url_offline(file_server, tiny_model, monkeypatch):
+    data = safetensors_bytes(tiny_model)
+    url = file_server.add("tiny.safetensors", data)
+    weights.fetch_url(url, sha256=sha256(data))
+    file_server.stop()
+    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", True)
+    assert weights.fetch_url(url, sha256=sha256(data)).path.read_bytes() == data
+    with pytest.raises(NotCachedError, match="HF_HUB_OFFLINE is set"):
+        weights.fetch_url(url.replace("tiny", "other"), sha256=sha256(b"other"))
+
+
+def test_url_needs_a_pin_and_safetensors(file_server):
+    url = file_server.add("tiny.safetensors", b"x")
+    with pytest.raises(ValueError, match="needs a sha256 pin"):
+        weights.fetch_url(url, sha256="")
+    with pytest.raises(ValueError, match="only .safetensors"):
+        weights.fetch_url(file_server.add("model.pth", b"x"), sha256=sha256(b"x"))
+    with pytest.raises(ValueError, match="no sha256 pin in its VideoCfg"):
+        tokshift_zoo.create_model(ARCH, pretrained=True, pretrained_cfg_overlay=dict(url=url), **TINY_ARGS)
+    assert file_server.log == []
+
+
+def test_url_concurrent_callers_download_once(file_server, tiny_model):
+    data = safetensors_bytes(tiny_model)
+    url = file_server.add("tiny.safetensors", data)
+    file_server.throttle = 0.01
+    results, errors = [], []
+
+    def fetch() -> None:
+        try:
+            results.append(weights.fetch_url(url, sha256=sha256(data)).path)
+        except Exception as err:  # noqa: BLE001 - reported below
+            errors.append(err)
+
+    threads = [threading.Thread(target=fetch) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == [] and len(set(results)) == 1 and len(results) == 3
+    assert file_server.gets("tiny.safetensors") == 1
+
+
+# --- the package -----------------------------------------------------------------------------------------------
+
+
+def test_package_file_is_verified_against_its_pin(tmp_path, tiny_model, monkeypatch):
+    package = tmp_path / "zoo_extra"
+    (package / "data").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    data = safetensors_bytes(tiny_model)
+    (package / "data" / "demo.safetensors").write_bytes(data)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert weights.package_file("demo.safetensors") == "package://tokshift_zoo/data/demo.safetensors"
+
+    model = tokshift_zoo.create_model(ARCH, **TINY_ARGS)
+    model.pretrained_cfg = dict(model.pretrained_cfg, file="package://zoo_extra/data/demo.safetensors")
+    for pin, message in [(None, f"must have a sha256 pin.*{sha256(data)}"), ("3" * 64, "sha256 mismatch")]:
+        model.video_cfg = dataclasses.replace(model.video_cfg, sha256=pin)
+        with pytest.raises(ChecksumError, match=message):
+            weights.load_pretrained(model)
+    model.video_cfg = dataclasses.replace(model.video_cfg, sha256=sha256(data))
+    report = weights.load_pretrained(model)
+    assert "package://zoo_extra/data/demo.safetensors" in report.source and "registry pin" in report.source
+    assert_same_weights(model, tiny_model)
+
+
+# --- processes -------------------------------------------------------------------------------------------------
+
+_DRIVER = """
+import sys, time, pathlib
+from tokshift_zoo import weights
+ready, go, url, pin = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2]), sys.argv[3], sys.argv[4]
+ready.touch()
+deadline = time.time() + 120
+while not go.exists() and time.time() < deadline:
+    time.sleep(0.01)
+print(weights.download("hf-hub:org/tiny").path)
+print(weights.fetch_url(url, sha256=pin).path)
+"""
+
+
+@pytest.mark.slow
+def test_two_processes_load_the_same_weights_with_one_download(hub, file_server, tiny_model, tmp_path):
+    data = safetensors_bytes(tiny_model)
+    hub.commit(REPO, {"model.safetensors": data, "config.json": timm_config()})
+    url = file_server.add("tiny.safetensors", data)
+    hub.throttle = file_server.throttle = 0.5  # ~1.5 s per transfer: the second process arrives mid-transfer
+    go = tmp_path / "go"
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _DRIVER, str(tmp_path / f"ready{i}"), str(go), url, sha256(data)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
+    deadline = time.time() + 180
+    while not all((tmp_path / f"ready{i}").exists() for i in range(2)) and time.time() < deadline:
+        time.sleep(0.05)
+    go.touch()
+    outputs = [proc.communicate(timeout=180) for proc in procs]
+    for proc, (_, err) in zip(procs, outputs, strict=True):
+        assert proc.returncode == 0, err
+    assert outputs[0][0] == outputs[1][0]
+    hub_path, url_path = (Path(line) for line in outputs[0][0].split())
+    assert hub_path.read_bytes() == data and url_path.read_bytes() == data
+    assert hub.gets(REPO, "model.safetensors") == 1 and file_server.gets("tiny.safetensors") == 1
+
+
+_OFFLINE = """
+import sys, timm, tokshift_zoo
+from tokshift_zoo.cli import main
+model = timm.create_model("hf-hub:org/tiny", pretrained=True)
+print("params", sum(p.numel() for p in model.parameters()))
+sys.exit(main(["download", sys.argv[1]]))
+"""
+
+
+@pytest.mark.slow
+def test_hf_hub_offline_in_a_fresh_process(hub: HubServer, tiny_model, hf_cache):
+    data = safetensors_bytes(tiny_model)
+    hub.commit(REPO, {"model.safetensors": data, "config.json": timm_config()})
+    cached = weights.download(f"hf-hub:{REPO}").path
+    hub.stop()
+    env = dict(os.environ, HF_HUB_OFFLINE="1")
+    run = subprocess.run(
+        [sys.executable, "-c", _OFFLINE, f"hf-hub:{REPO}"], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split("\n")[1] == str(cached)
+    assert run.stdout.startswith(f"params {sum(p.numel() for p in tiny_model.parameters())}")
+
+    run = subprocess.run(
+        [sys.executable, "-m", "tokshift_zoo.cli", "download", "hf-hub:org/other"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 1 and "HF_HUB_OFFLINE is set and org/other/config.json@main" in run.stderr
