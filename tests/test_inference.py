@@ -1,0 +1,136 @@
+"""Multi-view prediction and evaluation on real video files, through the library and the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from conftest import TINY_ARGS
+from safetensors.torch import save_file
+from videos import index_frames, read_index, write_video
+
+from tokshift_zoo import resolve_data_config
+from tokshift_zoo.cli import main
+from tokshift_zoo.inference import VideoPreprocess, evaluate, predict, predict_logits
+
+TINY_KWARGS = json.dumps(TINY_ARGS)
+
+
+@pytest.fixture
+def clip_file(tmp_path):
+    """A 300-frame 64x48 H.264 file whose frames encode their index."""
+    return write_video(tmp_path / "clip.mp4", index_frames(range(300)), fps=30)
+
+
+def test_preprocess_samples_the_frames_of_each_view_from_the_file(tiny_model, clip_file):
+    config = resolve_data_config(tiny_model)
+    preprocess = VideoPreprocess(config, views="3x1")
+    frames = preprocess.frames(clip_file)  # (clips, T, 3, H, W)
+    assert frames.shape == (3, 8, 3, 48, 64)
+    decoded = [read_index(clip.permute(0, 2, 3, 1)) for clip in frames]
+    # 3 clips of 8x32: starts spread over [0, 300 - 256]
+    assert decoded == [[start + 32 * k for k in range(8)] for start in (0, 22, 44)]
+    views = preprocess(clip_file)
+    assert views.shape == (3, 3, 8, 32, 32) and views.dtype == torch.float32
+    assert -1.0 <= views.min() and views.max() <= 1.0
+
+
+def test_preprocess_accepts_decoded_frames_in_both_layouts(tiny_model):
+    frames = torch.from_numpy(index_frames(range(40)))  # (T, H, W, 3)
+    preprocess = VideoPreprocess(resolve_data_config(tiny_model), views="2x3")
+    thwc = preprocess(frames)
+    assert thwc.shape == (6, 3, 8, 32, 32)
+    torch.testing.assert_close(preprocess(frames.permute(0, 3, 1, 2)), thwc)
+    torch.testing.assert_close(preprocess(frames.numpy()), thwc)
+    with pytest.raises(ValueError, match=r"uint8 frames \(T, H, W, 3\)"):
+        preprocess(frames.float())
+
+
+def test_views_are_averaged_logits(tiny_model, clip_file):
+    preprocess = VideoPreprocess(resolve_data_config(tiny_model), views="2x3")
+    views = preprocess(clip_file)
+    with torch.no_grad():
+        expected = tiny_model(views).mean(0)
+    torch.testing.assert_close(predict_logits(tiny_model, views, batch_size=4), expected)
+    top = predict(tiny_model, clip_file, views="2x3", topk=4)
+    torch.testing.assert_close(
+        torch.tensor([p["score"] for p in top]), expected.softmax(-1).sort(descending=True)[0], atol=1e-6, rtol=0
+    )
+    assert [p["index"] for p in top] == expected.argsort(descending=True).tolist()
+    assert top[0]["label"] == str(top[0]["index"])  # 4 classes: the K400 names do not apply
+
+
+def test_evaluate_reports_accuracy_and_goes_on_after_a_bad_file(tiny_model, tmp_path):
+    videos = [write_video(tmp_path / f"v{i}.mp4", index_frames(range(20 + i)), fps=25) for i in range(3)]
+    (tmp_path / "broken.mp4").write_bytes(b"not a video")
+    with torch.no_grad():
+        predicted = [int(predict(tiny_model, v, topk=1)[0]["index"]) for v in videos]
+    samples = [(str(v), p) for v, p in zip(videos, predicted, strict=True)]
+    samples.append((str(videos[0]), (predicted[0] + 1) % 4))  # one wrong on purpose
+    samples.append((str(tmp_path / "broken.mp4"), 0))
+    result = evaluate(tiny_model, samples, views="1x1", progress=False)
+    assert result["videos"] == 4 and result["top1"] == pytest.approx(75.0) and result["top5"] == 100.0
+    assert len(result["failed"]) == 1 and "broken.mp4" in result["failed"][0]
+
+
+def test_frame_folder_of_the_authors_layout(tiny_model, tmp_path):
+    from PIL import Image
+
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i, frame in enumerate(index_frames(range(70))):
+        Image.fromarray(frame).save(folder / f"img_{i + 1:05d}.jpg", quality=95)
+    frames = VideoPreprocess(resolve_data_config(tiny_model)).frames(folder)
+    assert read_index(frames[0].permute(0, 2, 3, 1)) == [(k * 32) % 70 for k in range(8)]
+
+
+def _tiny_checkpoint(model, path):
+    save_file(model.state_dict(), path)
+    return str(path)
+
+
+def test_cli_predict_json_matches_the_library(tiny_model, clip_file, tmp_path, capsys):
+    checkpoint = _tiny_checkpoint(tiny_model, tmp_path / "tiny.safetensors")
+    argv = ["predict", str(clip_file), "--model", "tokshift_base16_224_8f", "--checkpoint", checkpoint]
+    assert (
+        main(argv + ["--model-kwargs", TINY_KWARGS, "--views", "2x3", "--topk", "2", "--json", "--device", "cpu"]) == 0
+    )
+    out = json.loads(capsys.readouterr().out)
+    assert out["video"] == str(clip_file) and out["model"] == checkpoint
+    expected = predict(tiny_model, clip_file, views="2x3", topk=2)
+    assert [p["index"] for p in out["predictions"]] == [p["index"] for p in expected]
+    assert np.allclose([p["score"] for p in out["predictions"]], [p["score"] for p in expected], atol=1e-5)
+
+
+def test_cli_predict_goes_on_after_a_bad_file_and_fails_at_the_end(tiny_model, clip_file, tmp_path, capsys):
+    checkpoint = _tiny_checkpoint(tiny_model, tmp_path / "tiny.safetensors")
+    bad = tmp_path / "notes.txt"
+    bad.write_text("hello")
+    argv = ["predict", str(bad), str(clip_file), "--model", "tokshift_base16_224_8f", "--checkpoint", checkpoint]
+    assert main(argv + ["--model-kwargs", TINY_KWARGS, "--json"]) == 1
+    captured = capsys.readouterr()
+    lines = [json.loads(line) for line in captured.out.splitlines()]
+    assert "error" in lines[0] and "notes.txt" in lines[0]["error"]
+    assert lines[1]["video"] == str(clip_file) and len(lines[1]["predictions"]) == 4
+    assert "notes.txt" in captured.err
+
+
+def test_cli_evaluate_prints_a_json_summary(tiny_model, tmp_path, capsys):
+    checkpoint = _tiny_checkpoint(tiny_model, tmp_path / "tiny.safetensors")
+    for i in range(2):
+        write_video(tmp_path / f"v{i}.mp4", index_frames(range(30)), fps=25)
+    (tmp_path / "val.txt").write_text("v0.mp4 1\nv1.mp4 2\n")
+    argv = ["evaluate", "--model", "tokshift_base16_224_8f", "--checkpoint", checkpoint, "--model-kwargs", TINY_KWARGS]
+    assert main(argv + ["--list", str(tmp_path / "val.txt"), "--data-root", str(tmp_path), "--no-progress"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["videos"] == 2 and set(result) >= {"top1", "top5", "mean_class_accuracy", "failed"}
+
+
+def test_cli_evaluate_refuses_a_list_with_missing_files(tiny_model, tmp_path, capsys):
+    checkpoint = _tiny_checkpoint(tiny_model, tmp_path / "tiny.safetensors")
+    (tmp_path / "val.txt").write_text("missing.mp4 1\n")
+    argv = ["evaluate", "--model", "tokshift_base16_224_8f", "--checkpoint", checkpoint, "--model-kwargs", TINY_KWARGS]
+    assert main(argv + ["--list", str(tmp_path / "val.txt"), "--data-root", str(tmp_path)]) == 2
+    assert "missing.mp4" in capsys.readouterr().err

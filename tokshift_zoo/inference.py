@@ -1,0 +1,216 @@
+"""Multi-view prediction: a video in, labels out.
+
+A video (a file, or frames already decoded) becomes ``clips x crops`` views following the model's data config
+(``VideoPreprocess``); the views run through the model in batches, on the model's device, with bf16 autocast
+on CUDA; their logits are averaged, as in the paper's 10x3 test protocol, and turned into scores.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn as nn
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from .video.io import decode_frame_folder, decode_frames, frame_folder_length, read_video_info
+from .video.sampling import parse_views
+from .video.transforms import DataConfig, create_transform, resolve_data_config
+
+__all__ = ["VideoPreprocess", "class_names", "predict", "predict_logits", "evaluate"]
+
+VideoInput = str | os.PathLike | torch.Tensor | np.ndarray
+
+
+class VideoPreprocess:
+    """A video -> the batch of its test views, (clips * crops, 3, T, H, W), ready for the model.
+
+    Args:
+        config: the model's data config (``resolve_data_config(model)``).
+        views: ``"CLIPSxCROPS"``: ``"1x1"`` one centre clip and crop; ``"10x3"`` the paper's protocol.
+        device, dtype: where the batch goes (the model's device and dtype).
+
+    Calling it takes a video path (only the sampled frames are decoded), a folder of the authors' extracted
+    frames (``img_00001.jpg``...), or decoded frames as uint8 (T, H, W, 3) (PyAV's layout) or (T, 3, H, W), and
+    returns float (views, 3, T, H, W), clip-major (views ``c * crops + k`` are crop k of clip c).
+    """
+
+    def __init__(
+        self,
+        config: DataConfig,
+        views: str = "1x1",
+        device: torch.device | str = "cpu",
+        dtype: torch.dtype = torch.float32,
+    ) -> None:
+        clips, crops = parse_views(views)
+        self.config = dataclasses.replace(config, test_clips=clips, test_crops=crops)
+        self.views = views
+        self.transform = create_transform(self.config)
+        self.device = torch.device(device)
+        self.dtype = dtype
+
+    def frames(self, video: VideoInput) -> torch.Tensor:
+        """The sampled frames of every clip, uint8 (clips, T, 3, H, W)."""
+        if isinstance(video, (str, os.PathLike)) and os.path.isdir(video):  # the authors' extracted frames
+            indices = self.config.frame_indices(frame_folder_length(video))
+            frames = decode_frame_folder(video, indices.flatten().tolist())
+            return frames.reshape(*indices.shape, *frames.shape[1:]).permute(0, 1, 4, 2, 3)
+        if isinstance(video, (str, os.PathLike)):
+            info = read_video_info(video)
+            indices = self.config.frame_indices(info.num_frames)  # (clips, T)
+            frames = decode_frames(video, indices.flatten().tolist(), info)  # (clips*T, H, W, 3)
+            return frames.reshape(*indices.shape, *frames.shape[1:]).permute(0, 1, 4, 2, 3)
+        video = torch.as_tensor(video)
+        if video.dtype != torch.uint8 or video.ndim != 4 or 3 not in (video.shape[1], video.shape[3]):
+            raise ValueError(
+                f"expected a video path or uint8 frames (T, H, W, 3) or (T, 3, H, W), "
+                f"got {video.dtype} of shape {tuple(video.shape)}"
+            )
+        if video.shape[1] != 3:
+            video = video.permute(0, 3, 1, 2)  # (T, H, W, 3) -> (T, 3, H, W)
+        indices = self.config.frame_indices(video.shape[0])
+        return video[indices]
+
+    def __call__(self, video: VideoInput) -> torch.Tensor:
+        views = self.transform(self.frames(video))  # (clips, crops, 3, T, H, W)
+        return views.flatten(0, 1).to(self.device, self.dtype)
+
+    def __repr__(self) -> str:
+        head = f"{type(self).__name__}(views={self.views!r}, device={self.device}, dtype={self.dtype},"
+        return f"{head}\n  {self.transform})"
+
+
+def _model_device_dtype(model: nn.Module) -> tuple[torch.device, torch.dtype]:
+    param = next(model.parameters())
+    return param.device, param.dtype
+
+
+def predict_logits(model: nn.Module, views: torch.Tensor, batch_size: int = 8) -> torch.Tensor:
+    """Average the logits of a video's views: (V, 3, T, H, W) -> (num_classes,) float32, no gradients.
+
+    The views go through the model ``batch_size`` at a time, under bf16 autocast on CUDA.
+    """
+    device, _ = _model_device_dtype(model)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+    with torch.inference_mode(), autocast:
+        logits = torch.cat([model(batch.to(device)).float() for batch in views.split(batch_size)])
+    return logits.mean(0)
+
+
+def _preprocess_for(model: nn.Module, views: str) -> VideoPreprocess:
+    attached = getattr(model, "preprocess", None)
+    if isinstance(attached, VideoPreprocess) and attached.views == views:
+        return attached
+    device, dtype = _model_device_dtype(model)
+    return VideoPreprocess(resolve_data_config(model), views, device, dtype)
+
+
+def class_names(model: nn.Module) -> list[str] | None:
+    """The model's class names (``model.labels``, else its ``pretrained_cfg``), if they fit its head."""
+    names = getattr(model, "labels", None) or model.pretrained_cfg.get("label_names")
+    return list(names) if names is not None and len(names) == model.num_classes else None
+
+
+def _top(scores: torch.Tensor, labels: Sequence[str] | None, topk: int) -> list[dict[str, Any]]:
+    values, indices = scores.topk(min(topk, scores.numel()))
+    return [
+        {"label": labels[i] if labels else str(i), "index": i, "score": round(v, 6)}
+        for v, i in zip(values.tolist(), indices.tolist(), strict=True)
+    ]
+
+
+def predict(
+    model: nn.Module, video: VideoInput, views: str = "1x1", topk: int = 5, batch_size: int = 8
+) -> list[dict[str, Any]]:
+    """Classify one video.
+
+    Args:
+        model: a zoo model in eval mode (on any device; the views follow it).
+        video: a path, or decoded uint8 frames (T, H, W, 3) / (T, 3, H, W).
+        views: ``"CLIPSxCROPS"``, e.g. ``"1x1"`` (default) or the paper's ``"10x3"``.
+        topk: how many classes to return.
+        batch_size: views per forward pass.
+
+    Returns:
+        The ``topk`` classes, best first: ``[{"label", "index", "score"}, ...]``; scores are the softmax of the
+        view-averaged logits, in [0, 1].
+    """
+    batch = _preprocess_for(model, views)(video)
+    scores = predict_logits(model, batch, batch_size).softmax(-1)
+    return _top(scores, class_names(model), topk)
+
+
+class _ViewsDataset(Dataset):
+    """(path, label) pairs -> (views, label, None) or (None, label, error message) for unreadable videos."""
+
+    def __init__(self, samples: Sequence[tuple[str, int]], preprocess: VideoPreprocess) -> None:
+        self.samples = samples
+        self.preprocess = preprocess
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor | None, int, str | None]:
+        path, label = self.samples[i]
+        try:
+            return self.preprocess(path), label, None
+        except (ValueError, IndexError, OSError) as err:  # VideoReadError is a ValueError
+            return None, label, f"{path}: {err}"
+
+
+def evaluate(
+    model: nn.Module,
+    samples: Iterable[tuple[str, int]],
+    views: str = "1x1",
+    batch_size: int = 8,
+    num_workers: int = 0,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Accuracy of ``model`` on labelled videos, each classified from the average of its views.
+
+    Args:
+        samples: (video path, class index) pairs (see ``tokshift_zoo.train.datasets.read_video_list``).
+        views: ``"CLIPSxCROPS"`` per video.
+        batch_size: views per forward pass.
+        num_workers: data-loader processes that decode and transform while the model runs.
+        progress: show a tqdm bar.
+
+    Returns:
+        ``{"top1", "top5", "mean_class_accuracy"}`` in percent over the videos that could be read, with
+        ``"videos"``, ``"views"``, and ``"failed"``: a list of "path: reason" for videos that could not be read.
+    """
+    samples = list(samples)
+    _, dtype = _model_device_dtype(model)
+    preprocess = VideoPreprocess(resolve_data_config(model), views, "cpu", dtype)
+    loader = DataLoader(
+        _ViewsDataset(samples, preprocess), batch_size=None, num_workers=num_workers, collate_fn=lambda item: item
+    )
+    num_classes = model.num_classes
+    hits1 = hits5 = 0
+    per_class = torch.zeros(num_classes, 2)  # (correct, total) per true class
+    failed = []
+    for batch, label, error in tqdm(loader, desc="evaluate", unit="video", disable=not progress):
+        if error is not None:
+            failed.append(error)
+            continue
+        top5 = predict_logits(model, batch, batch_size).topk(min(5, num_classes)).indices.tolist()
+        hits1 += top5[0] == label
+        hits5 += label in top5
+        per_class[label] += torch.tensor([float(top5[0] == label), 1.0])
+    read = len(samples) - len(failed)
+    seen = per_class[:, 1] > 0
+    return {
+        "top1": 100.0 * hits1 / read if read else float("nan"),
+        "top5": 100.0 * hits5 / read if read else float("nan"),
+        "mean_class_accuracy": 100.0 * (per_class[seen, 0] / per_class[seen, 1]).mean().item()
+        if read
+        else float("nan"),
+        "videos": read,
+        "views": views,
+        "failed": failed,
+    }
