@@ -1,0 +1,254 @@
+"""The trainer on real mp4 files and a tiny model: outputs, exact resume, bad data, and two processes under
+torchrun (gloo on CPU)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import TINY_ARGS
+from safetensors import safe_open
+from videos import write_video
+
+import tokshift_zoo
+from tokshift_zoo.cli import main as cli_main
+from tokshift_zoo.train import TrainConfig, VideoListError, find_latest_checkpoint, train
+from tokshift_zoo.train.trainer import _resolve_classes
+
+REPO = Path(__file__).resolve().parents[1]
+MODEL = "tokshift_base16_224_8f"
+MODEL_KWARGS = {k: v for k, v in TINY_ARGS.items() if k != "num_classes"} | {"num_frames": 4}
+CLASSES = ["jumping", "running", "sitting"]
+
+
+@pytest.fixture(scope="module")
+def video_dir(tmp_path_factory) -> Path:
+    """Eight 10-frame 40x48 mp4 files (libx264) and lists: train.csv (class names), val.csv, train.txt (indices)."""
+    root = tmp_path_factory.mktemp("videos")
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(8):
+        label = i % 3
+        frames = rng.integers(0, 256, (10, 40, 48, 3), dtype=np.uint8)
+        frames[:, :, :, label] //= 4  # a colour cast per class
+        write_video(root / f"clip{i}.mp4", frames, gop=5)
+        rows.append((f"clip{i}.mp4", label))
+    (root / "train.csv").write_text("path,label\n" + "".join(f"{p},{CLASSES[y]}\n" for p, y in rows[:6]))
+    (root / "val.csv").write_text("path,label\n" + "".join(f"{p},{CLASSES[y]}\n" for p, y in rows[6:]))
+    (root / "train.txt").write_text("".join(f"{p} {y}\n" for p, y in rows[:6]))
+    (root / "val.txt").write_text("".join(f"{p} {y}\n" for p, y in rows[6:]))
+    return root
+
+
+def _config(video_dir: Path, output: Path, **overrides) -> TrainConfig:
+    settings = dict(
+        model=MODEL,
+        model_kwargs=dict(MODEL_KWARGS),
+        train_list=str(video_dir / "train.csv"),
+        val_list=str(video_dir / "val.csv"),
+        data_root=str(video_dir),
+        output=str(output),
+        epochs=1,
+        batch_size=2,
+        lr=0.05,
+        lr_steps=(1,),
+        num_workers=0,
+        device="cpu",
+        progress=False,
+        deterministic=True,
+    )
+    return TrainConfig(**(settings | overrides))
+
+
+MODEL_FLAGS = dict(model=MODEL, model_kwargs=json.dumps(MODEL_KWARGS), device="cpu", num_workers=0)
+
+
+def _flags(*options: dict, **more) -> list[str]:
+    """``{"train_list": p}`` -> ``["--train-list", str(p)]``."""
+    merged = {k: v for d in (*options, more) for k, v in d.items()}
+    return [arg for key, value in merged.items() for arg in (f"--{key.replace('_', '-')}", str(value))]
+
+
+def _metrics(output: Path) -> list[dict]:
+    return [json.loads(line) for line in (output / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_train_writes_checkpoint_metrics_and_loadable_best_model(video_dir, tmp_path):
+    result = train(_config(video_dir, tmp_path))
+    (row,) = _metrics(tmp_path)
+    assert row["epoch"] == 1 and row["world_size"] == 1 and row["train_samples"] == 6 and row["val_samples"] == 2
+    assert row["skipped_train"] == row["skipped_val"] == 0
+    assert result["val_top1"] == row["val_top1"] and Path(result["checkpoint"]).is_file()
+
+    # the new task's class names (sorted from the CSV) travel with the weights
+    best = tmp_path / "best.safetensors"
+    with safe_open(best, framework="pt") as f:
+        meta = f.metadata()
+    cfg = json.loads(meta["pretrained_cfg"])
+    assert cfg["num_classes"] == 3 and cfg["label_names"] == CLASSES and cfg["architecture"] == MODEL
+    assert json.loads(meta["model_kwargs"]) == MODEL_KWARGS | {"num_classes": 3}
+
+    state = torch.load(result["checkpoint"], weights_only=True)
+    overlay = dict(label_names=cfg["label_names"])
+    model = tokshift_zoo.create_model(
+        MODEL, checkpoint_path=best, num_classes=3, pretrained_cfg_overlay=overlay, **MODEL_KWARGS
+    )
+    assert all(torch.equal(v, state["model"][k]) for k, v in model.state_dict().items())
+    top = tokshift_zoo.predict(model.eval(), video_dir / "clip0.mp4", topk=3)
+    assert sorted(t["label"] for t in top) == CLASSES
+
+
+def test_fine_tuning_from_a_checkpoint_with_another_head(video_dir, tmp_path):
+    """A 3-class best model fine-tuned on a 4-class integer-labelled task: the head restarts, the rest loads."""
+    train(_config(video_dir, tmp_path / "first"))
+    best = tmp_path / "first" / "best.safetensors"
+    source = tokshift_zoo.create_model(MODEL, checkpoint_path=best, num_classes=3, **MODEL_KWARGS)
+    config = _config(
+        video_dir,
+        tmp_path / "second",
+        checkpoint=str(best),
+        num_classes=4,
+        lr=0.0,
+        train_list=str(video_dir / "train.txt"),
+        val_list=str(video_dir / "val.txt"),
+    )
+    train(config)
+    state = torch.load(find_latest_checkpoint(tmp_path / "second"), weights_only=True)["model"]
+    assert state["head.weight"].shape == (4, 32)
+    assert torch.equal(state["blocks.1.mlp.fc2.weight"], source.state_dict()["blocks.1.mlp.fc2.weight"])  # lr 0
+
+
+def test_resume_equals_uninterrupted_run(video_dir, tmp_path):
+    """One epoch, then a resumed second epoch, ends bit-for-bit where two epochs in one go do."""
+    straight = train(_config(video_dir, tmp_path / "straight", epochs=2))
+    train(_config(video_dir, tmp_path / "resumed", epochs=1))
+    resumed = train(_config(video_dir, tmp_path / "resumed", epochs=2, resume="auto"))
+
+    a = torch.load(straight["checkpoint"], weights_only=True)
+    b = torch.load(resumed["checkpoint"], weights_only=True)
+    assert a["epoch"] == b["epoch"] == 2
+    for key in a["model"]:
+        assert torch.equal(a["model"][key], b["model"][key]), key
+    momentum = a["optimizer"]["state"]["head.weight"]["momentum_buffer"]
+    assert torch.equal(momentum, b["optimizer"]["state"]["head.weight"]["momentum_buffer"])
+    assert a["scheduler"]["last_epoch"] == b["scheduler"]["last_epoch"] == 6  # 3 steps per epoch
+    assert b["optimizer"]["param_groups"][0]["lr"] == pytest.approx(0.005)  # the lr step after epoch 1
+    untimed = [
+        [{k: v for k, v in row.items() if k != "epoch_seconds"} for row in _metrics(tmp_path / run)]
+        for run in ("straight", "resumed")
+    ]
+    assert untimed[0] == untimed[1]
+    assert [p.name for p in (tmp_path / "resumed").glob("checkpoint-*")] == ["checkpoint-epoch002.pt"]
+
+
+def test_adamw_cosine_with_gradient_accumulation(video_dir, tmp_path):
+    result = train(_config(video_dir, tmp_path, optimizer="adamw", lr=1e-3, accum_steps=2, clip_grad=0.5))
+    state = torch.load(result["checkpoint"], weights_only=True)
+    assert state["scheduler"]["last_epoch"] == 2  # 3 batches, 2 per step: 2 optimiser steps
+    assert result["lr"] == pytest.approx(0.0)  # the cosine's end
+    assert "exp_avg" in state["optimizer"]["state"]["head.weight"]
+
+
+def test_classes_come_from_labels_file_weights_or_lists(video_dir, tmp_path):
+    csv = tmp_path / "k400.csv"
+    csv.write_text("path,label\nclip0.mp4,air drumming\nclip1.mp4,abseiling\n")
+    k400 = _config(video_dir, tmp_path, model=f"{MODEL}.k400", train_list=str(csv), val_list=str(csv))
+    count, names = _resolve_classes(k400)  # the names are the weights' classes: the head is kept
+    assert count == 400 and names[:2] == ["abseiling", "air drumming"]
+    assert _resolve_classes(_config(video_dir, tmp_path)) == (3, CLASSES)  # a new task: the CSV's names, sorted
+    (tmp_path / "labels.txt").write_text("sitting\nrunning\njumping\nwaving\n")
+    assert _resolve_classes(_config(video_dir, tmp_path, labels=str(tmp_path / "labels.txt")))[1][0] == "sitting"
+
+    integer = dict(train_list=str(video_dir / "train.txt"), val_list=str(video_dir / "val.txt"))
+    assert _resolve_classes(_config(video_dir, tmp_path, model=f"{MODEL}.k400", **integer))[0] == 400
+    with pytest.raises(ValueError, match="--num-classes"):
+        _resolve_classes(_config(video_dir, tmp_path, model=f"{MODEL}.in21k", **integer))
+    assert _resolve_classes(_config(video_dir, tmp_path, num_classes=5, **integer)) == (5, None)
+
+
+def test_a_fresh_run_into_a_used_output_is_refused(video_dir, tmp_path):
+    train(_config(video_dir, tmp_path))
+    with pytest.raises(ValueError, match="holds checkpoints of an earlier run"):
+        train(_config(video_dir, tmp_path))
+
+
+def test_unreadable_video_is_skipped_and_reported(video_dir, tmp_path, caplog):
+    (tmp_path / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(200))
+    lines = (video_dir / "train.csv").read_text() + f"{tmp_path / 'broken.mp4'},sitting\n"
+    (tmp_path / "train.csv").write_text(lines)
+    result = train(_config(video_dir, tmp_path / "out", train_list=str(tmp_path / "train.csv")))
+    assert result["skipped_train"] == 1 and result["train_samples"] == 6
+    assert result["skipped_videos"] == [str(tmp_path / "broken.mp4")]
+    assert "skipped 1 unreadable video(s)" in caplog.text
+
+
+def test_bad_labels_and_missing_files_are_refused_before_training(video_dir, tmp_path, capsys):
+    (tmp_path / "train.txt").write_text("clip0.mp4 0\nclip1.mp4 5\nnot_there.mp4 1\n")
+    config = _config(
+        video_dir,
+        tmp_path / "out",
+        train_list=str(tmp_path / "train.txt"),
+        val_list=str(video_dir / "val.txt"),
+        num_classes=3,
+    )
+    with pytest.raises(VideoListError) as err:
+        train(config)
+    assert "train.txt:2: label 5 is outside the class range [0, 3)" in str(err.value)
+    assert "train.txt:3: no video file at" in str(err.value)
+    assert not list((tmp_path / "out").glob("*"))  # nothing written
+
+    code = cli_main(
+        [
+            "train",
+            *_flags(
+                MODEL_FLAGS,
+                num_classes=3,
+                train_list=tmp_path / "train.txt",
+                val_list=video_dir / "val.txt",
+                data_root=video_dir,
+                output=tmp_path / "out",
+            ),
+        ]
+    )
+    assert code == 2 and "train.txt:2: label 5 is outside" in capsys.readouterr().err
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_processes_under_torchrun(video_dir, tmp_path):
+    output = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port", str(_free_port())]
+    cmd += ["-m", "tokshift_zoo.cli", "train", "--no-progress"]
+    cmd += _flags(
+        MODEL_FLAGS,
+        train_list=video_dir / "train.csv",
+        val_list=video_dir / "val.csv",
+        data_root=video_dir,
+        output=output,
+        epochs=1,
+        batch_size=2,
+        lr=0.05,
+    )
+    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
+    if sys.platform == "linux":  # gloo otherwise binds to the hostname's address, unresolvable in some containers
+        env.setdefault("GLOO_SOCKET_IFNAME", "lo")
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    (row,) = _metrics(output)  # written once, by rank 0
+    assert row["world_size"] == 2 and row["train_samples"] == 6 and row["val_samples"] == 2  # both shards counted
+    assert json.loads(proc.stdout)["epoch"] == 1  # the result printed once
+    state = torch.load(find_latest_checkpoint(output), weights_only=True)
+    assert len(state["rng"]) == 2 and not torch.equal(state["rng"][0]["torch"], state["rng"][1]["torch"])
+    model = tokshift_zoo.create_model(MODEL, checkpoint_path=output / "best.safetensors", num_classes=3, **MODEL_KWARGS)
+    assert all(torch.equal(v, state["model"][k]) for k, v in model.state_dict().items())

@@ -1,0 +1,281 @@
+"""Video lists and the clip dataset of training and evaluation.
+
+Three list formats are read, told apart by their content:
+
+- mmaction2 video lists: ``path label`` per line (the path may hold spaces; the label is the last field);
+- CSV with a header line naming ``path`` and ``label`` columns (other columns are ignored);
+- the TokShift authors' frame-folder lists: ``dir num_frames label`` per line, each ``dir`` holding
+  ``img_00001.jpg``, ``img_00002.jpg``, ... (a list is read as one when every line has an integer second-last
+  field).
+
+A label is a class index or a class name; names map through a class list (the model's
+``pretrained_cfg['label_names']``, a labels file, or ``class_names_from_lists`` for a new task). Blank lines and
+lines starting with ``#`` are skipped. Every problem of a list (a missing file, an unknown name, an index outside
+the class range, a malformed line) is collected and reported together, each with its file and line number,
+before any training starts.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+
+from ..video import DataConfig, VideoReadError, create_transform, decode_frames, read_video_info
+
+__all__ = [
+    "VideoSample",
+    "VideoListError",
+    "read_video_list",
+    "read_label_names",
+    "class_names_from_lists",
+    "VideoClipDataset",
+    "SkippedVideo",
+    "collate_skipping",
+]
+
+_logger = logging.getLogger(__name__)
+
+FRAME_TEMPLATE = "img_{:05d}.jpg"  # the authors' frame files, numbered from 1
+_MAX_REPORTED = 20  # problems listed in one error; the rest are counted
+
+
+class VideoListError(ValueError):
+    """A video list that cannot be trained on; the message names every bad line (``file:line: problem``)."""
+
+
+@dataclass(frozen=True)
+class VideoSample:
+    """One line of a video list.
+
+    Attributes:
+        path: the video file, or the folder of ``img_00001.jpg``... frames.
+        label: class index in ``[0, num_classes)``.
+        num_frames: frame folders only: the frame count the list gives; ``None`` for video files.
+        source: ``list_file:line``, for messages.
+    """
+
+    path: Path
+    label: int
+    num_frames: int | None = None
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class _Row:
+    line: int
+    path: str
+    label: str
+    num_frames: int | None
+
+
+def _is_index(token: str) -> bool:
+    return token.lstrip("-").isdigit()
+
+
+def _parse_rows(list_file: Path) -> list[_Row]:
+    """A list file's lines, its format recognised from the content; labels left as text."""
+    if not list_file.is_file():
+        raise VideoListError(f"no video list at {list_file}")
+    lines = [
+        (number, text.strip())
+        for number, text in enumerate(list_file.read_text(encoding="utf-8-sig").splitlines(), start=1)
+        if text.strip() and not text.lstrip().startswith("#")
+    ]
+    if not lines:
+        raise VideoListError(f"{list_file}: the list has no entries")
+    header = [field.strip().lower() for field in next(csv.reader([lines[0][1]]))]
+    if "path" in header and "label" in header:
+        path_col, label_col = header.index("path"), header.index("label")
+        rows, problems = [], []
+        for number, text in lines[1:]:
+            fields = next(csv.reader([text]))
+            if len(fields) != len(header):
+                problems.append(f"{list_file}:{number}: expected {len(header)} CSV fields, found {len(fields)}")
+                continue
+            rows.append(_Row(number, fields[path_col].strip(), fields[label_col].strip(), None))
+        _raise_if(problems)
+        return rows
+    split = [(number, text.rsplit(maxsplit=2)) for number, text in lines]
+    if all(len(parts) == 3 and parts[1].isdigit() for _, parts in split):  # the authors' frame-folder list
+        return [_Row(number, parts[0], parts[2], int(parts[1])) for number, parts in split]
+    rows, problems = [], []
+    for number, text in lines:
+        parts = text.rsplit(maxsplit=1)
+        if len(parts) != 2:
+            problems.append(f"{list_file}:{number}: expected 'path label', found {text!r}")
+            continue
+        rows.append(_Row(number, parts[0], parts[1], None))
+    _raise_if(problems)
+    return rows
+
+
+def _raise_if(problems: list[str]) -> None:
+    if problems:
+        more = len(problems) - _MAX_REPORTED
+        text = "\n".join(problems[:_MAX_REPORTED]) + (f"\n... and {more} more" if more > 0 else "")
+        raise VideoListError(f"{len(problems)} bad line(s) in the video list:\n{text}")
+
+
+def read_label_names(path: str | os.PathLike) -> list[str]:
+    """Class names from a text file, one per line in class-index order (blank lines skipped)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no labels file at {path}")
+    names = [line.strip() for line in path.read_text(encoding="utf-8-sig").splitlines() if line.strip()]
+    if len(set(names)) != len(names):
+        raise ValueError(f"{path}: class names repeat: {sorted({n for n in names if names.count(n) > 1})}")
+    return names
+
+
+def class_names_from_lists(*list_files: str | os.PathLike) -> list[str] | None:
+    """The sorted class names the lists use, for a new task; ``None`` when every label is a class index."""
+    tokens = {row.label for list_file in list_files for row in _parse_rows(Path(list_file))}
+    if all(_is_index(token) for token in tokens):
+        return None
+    return sorted(tokens)
+
+
+def read_video_list(
+    path: str | os.PathLike,
+    data_root: str | os.PathLike = "",
+    label_names: Sequence[str] | None = None,
+    num_classes: int | None = None,
+) -> list[VideoSample]:
+    """Read and check a video list (any of the three formats).
+
+    Args:
+        path: the list file.
+        data_root: the folder list paths are relative to (absolute paths in the list are kept).
+        label_names: class names in index order; a label equal to one of them maps to its index, any other
+            label must be an integer index.
+        num_classes: the class count; defaults to ``len(label_names)``. Indices outside ``[0, num_classes)``
+            are refused.
+
+    Returns:
+        One ``VideoSample`` per entry, in list order.
+
+    Raises:
+        VideoListError: naming each line whose file (or frame folder) does not exist, whose label is not a
+            known name or is outside the class range, or which cannot be parsed.
+    """
+    list_file = Path(path)
+    root = Path(data_root)
+    index_of = {name: i for i, name in enumerate(label_names or ())}
+    if num_classes is None and label_names is not None:
+        num_classes = len(label_names)
+    samples, problems = [], []
+    for row in _parse_rows(list_file):
+        where = f"{list_file}:{row.line}"
+        if row.label in index_of:
+            label = index_of[row.label]
+        elif _is_index(row.label):
+            label = int(row.label)
+            if num_classes is not None and not 0 <= label < num_classes:
+                problems.append(f"{where}: label {label} is outside the class range [0, {num_classes})")
+                continue
+        else:
+            known = "no class names were given" if not index_of else f"{len(index_of)} class names known"
+            problems.append(f"{where}: label {row.label!r} is not a class index or a known class name ({known})")
+            continue
+        video = root / row.path
+        if row.num_frames is not None:
+            if not video.is_dir():
+                problems.append(f"{where}: no frame folder at {video}")
+                continue
+            if row.num_frames < 1:
+                problems.append(f"{where}: the frame folder {video} is listed with {row.num_frames} frames")
+                continue
+        elif not video.is_file():
+            problems.append(f"{where}: no video file at {video}")
+            continue
+        samples.append(VideoSample(video, label, row.num_frames, where))
+    _raise_if(problems)
+    return samples
+
+
+@dataclass(frozen=True)
+class SkippedVideo:
+    """A sample that could not be read, in place of a clip: collated away, counted and reported."""
+
+    path: str
+    reason: str
+
+
+def _read_frame_folder(folder: Path, indices: torch.Tensor) -> torch.Tensor:
+    """Frames ``indices`` (0-based) of an authors'-format frame folder -> uint8 (T, H, W, 3) RGB."""
+    frames = []
+    for index in indices.tolist():
+        with Image.open(folder / FRAME_TEMPLATE.format(index + 1)) as image:
+            frames.append(np.asarray(image.convert("RGB")))
+    return torch.from_numpy(np.stack(frames))
+
+
+class VideoClipDataset(Dataset):
+    """One clip per video: frames sampled and decoded, then the model's transform.
+
+    Training draws a random clip position (dense NxS) or random offsets in the segments (uniform) and applies
+    the training augmentation; evaluation takes the centre clip and the centre crop (one view: the paper's
+    multi-view protocol is the evaluate command's).
+
+    Args:
+        samples: from ``read_video_list``.
+        data_config: the model's ``DataConfig`` (input size, clip length and sampling, normalisation).
+        is_training: training sampling and augmentation.
+
+    Items are ``(clip, label)`` with ``clip`` float (3, T, H, W) normalised, or a ``SkippedVideo`` when the file
+    cannot be read (use ``collate_skipping``): a bad video in a long run is skipped and reported, not a crash.
+    """
+
+    def __init__(self, samples: Sequence[VideoSample], data_config: DataConfig, is_training: bool) -> None:
+        self.samples = list(samples)
+        self.is_training = is_training
+        self.data_config = data_config if is_training else replace(data_config, test_clips=1, test_crops=1)
+        self.transform = create_transform(self.data_config, is_training=is_training)
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def _read(self, sample: VideoSample) -> torch.Tensor:
+        if sample.num_frames is not None:
+            indices = self.data_config.frame_indices(sample.num_frames, training=self.is_training)[0]
+            return _read_frame_folder(sample.path, indices)
+        info = read_video_info(sample.path)
+        indices = self.data_config.frame_indices(info.num_frames, training=self.is_training)[0]
+        return decode_frames(sample.path, indices, info)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int] | SkippedVideo:
+        sample = self.samples[index]
+        try:
+            frames = self._read(sample)  # (T, H, W, 3) uint8
+        except (VideoReadError, OSError) as err:  # OSError: a missing or undecodable frame file
+            _logger.warning("skipping %s (%s): %s", sample.path, sample.source, err)
+            return SkippedVideo(str(sample.path), str(err))
+        clip = self.transform(frames.permute(0, 3, 1, 2))  # (T, 3, H, W) -> (3, T, h, w), or (1, 3, T, h, w)
+        return clip.reshape(clip.shape[-4:]), sample.label  # the one test crop's (1, 3, T, h, w) -> (3, T, h, w)
+
+
+def collate_skipping(
+    batch: list[tuple[torch.Tensor, int] | SkippedVideo],
+) -> tuple[torch.Tensor | None, torch.Tensor | None, list[SkippedVideo]]:
+    """Stack the readable items of a batch and set the skipped ones aside.
+
+    Returns:
+        clips (B, 3, T, H, W) float and labels (B,) int64 of the readable items (both ``None`` when none was),
+        and the ``SkippedVideo`` of the others.
+    """
+    skipped = [item for item in batch if isinstance(item, SkippedVideo)]
+    good = [item for item in batch if not isinstance(item, SkippedVideo)]
+    if not good:
+        return None, None, skipped
+    clips = torch.stack([clip for clip, _ in good])
+    labels = torch.tensor([label for _, label in good], dtype=torch.long)
+    return clips, labels, skipped

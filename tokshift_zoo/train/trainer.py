@@ -1,0 +1,720 @@
+"""Fine-tuning a zoo model on a video list: the loop, checkpoints, exact resume and the best model's export.
+
+One process by default; under ``torchrun`` (any number of processes and nodes) each process trains a shard of
+every epoch with DistributedDataParallel, or with FSDP (``fsdp=True``, each block sharded) for the Large models.
+The defaults are the paper's recipe (the authors' ``k400_tokshift_div4_8x32_base_224.yml``): SGD with momentum
+0.9 and no weight decay, lr 0.1 divided by 10 at epochs 10 and 15 of 18, label smoothing 0.01, gradient norm
+clipped at 1.0. The authors trained on 2 GPUs x 21 clips with 10 accumulation steps; here the accumulation
+defaults to 1 and the learning rate is not rescaled for the batch: set ``lr`` for your total batch.
+
+Files in ``output``:
+
+- ``checkpoint-epochNNN.pt``: everything needed to continue exactly (model, optimiser, scheduler, grad scaler,
+  epoch, sampler seed and every rank's torch/numpy/python RNG state), written at the end of each epoch to a
+  temporary name and renamed; ``resume="auto"`` continues from the newest.
+- ``best.safetensors``: the weights of the epoch with the best validation top-1. Its metadata holds the
+  ``pretrained_cfg`` (class count and label names included), ``architecture``, ``model_kwargs`` (with
+  ``num_classes``) and ``video_cfg``, as JSON; it loads with ``create_model(NAME, checkpoint_path=...,
+  **model_kwargs)``, and ``pretrained_cfg_overlay=dict(label_names=...)`` gives ``predict`` the class names.
+- ``metrics.jsonl``: one JSON object per epoch (losses, top-1/top-5, learning rate, skipped videos, time).
+
+Across several nodes, ``output`` must be a folder every node sees (rank 0 writes, every rank resumes from it).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import random
+import re
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn as nn
+from safetensors import safe_open
+from safetensors.torch import save_file
+from timm.models import get_pretrained_cfg
+from timm.optim import create_optimizer_v2
+from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_dict, set_state_dict
+from torch.distributed.fsdp import FSDPModule, fully_shard
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, DistributedSampler
+from tqdm import tqdm
+
+from ..factory import create_model
+from ..models.registry import get_video_cfg
+from ..video import DataConfig, resolve_data_config
+from .datasets import (
+    VideoClipDataset,
+    class_names_from_lists,
+    collate_skipping,
+    read_label_names,
+    read_video_list,
+)
+from .distributed import DistInfo, all_gather_objects, all_reduce_sum, cleanup_distributed, init_distributed
+
+__all__ = ["TrainConfig", "train", "find_latest_checkpoint"]
+
+_logger = logging.getLogger(__name__)
+
+CHECKPOINT_GLOB = "checkpoint-epoch*.pt"
+BEST_FILE = "best.safetensors"
+METRICS_FILE = "metrics.jsonl"
+_RECIPE_DEFAULTS = {"sgd": dict(lr=0.1, weight_decay=0.0), "adamw": dict(lr=1e-4, weight_decay=0.05)}
+_SOURCE_KEYS = ("file", "url", "hf_hub_id", "hf_hub_filename", "hf_hub_revision", "state_dict")
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run is made of; ``train(config)`` runs it.
+
+    Model: ``model`` is ``NAME`` (random init), ``NAME.TAG`` (that tag's weights through the zoo's loader) or
+    ``hf-hub:ORG/REPO``; ``checkpoint`` loads a local file instead of the tag's weights. A classifier whose class
+    count differs from the weights' is re-initialised; everything else loads.
+
+    Classes: from ``labels`` (a file of names, one per line) if given; else, when the lists use class names,
+    the weights' label names if they cover every name used (the head is kept), or else the lists' sorted names
+    (a new task); else (integer labels) ``num_classes`` or the weights' class count.
+    """
+
+    model: str
+    train_list: str
+    val_list: str
+    output: str
+    data_root: str = ""
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+    checkpoint: str | None = None
+    labels: str | None = None
+    num_classes: int | None = None
+    epochs: int = 18
+    batch_size: int = 21
+    accum_steps: int = 1
+    optimizer: str = "sgd"  # "sgd" (momentum, step schedule) or "adamw" (cosine schedule)
+    lr: float | None = None  # None: 0.1 for SGD, 1e-4 for AdamW
+    weight_decay: float | None = None  # None: 0 for SGD (the authors'), 0.05 for AdamW
+    momentum: float = 0.9
+    lr_steps: tuple[int, ...] = (10, 15)  # SGD: epochs at which the lr is multiplied by lr_gamma
+    lr_gamma: float = 0.1
+    warmup_epochs: float = 0.0  # linear warm-up, in epochs
+    min_lr: float = 0.0  # cosine floor
+    label_smoothing: float = 0.01
+    clip_grad: float = 1.0  # max gradient norm; 0 disables
+    amp: str = "auto"  # "auto" (bf16 on CUDA, off on CPU), "bf16", "fp16", "none"
+    fsdp: bool = False
+    grad_checkpointing: bool = False
+    num_workers: int = 4
+    device: str = "auto"
+    seed: int = 0
+    deterministic: bool = False
+    resume: str | None = None  # "auto" (newest checkpoint in output, if any) or a checkpoint path
+    keep_checkpoints: int = 1
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in _RECIPE_DEFAULTS:
+            raise ValueError(f"optimizer must be one of {sorted(_RECIPE_DEFAULTS)}, got {self.optimizer!r}")
+        if self.amp not in ("auto", "bf16", "fp16", "none"):
+            raise ValueError(f"amp must be 'auto', 'bf16', 'fp16' or 'none', got {self.amp!r}")
+        for name in ("epochs", "batch_size", "accum_steps", "keep_checkpoints"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        self.lr_steps = tuple(self.lr_steps)
+        defaults = _RECIPE_DEFAULTS[self.optimizer]
+        self.lr = defaults["lr"] if self.lr is None else self.lr
+        self.weight_decay = defaults["weight_decay"] if self.weight_decay is None else self.weight_decay
+        kwargs = dict(self.model_kwargs)
+        if "num_classes" in kwargs:  # one place for the class count
+            count = kwargs.pop("num_classes")
+            if self.num_classes is not None and self.num_classes != count:
+                raise ValueError(f"num_classes {self.num_classes} and model_kwargs num_classes {count} differ")
+            self.num_classes = count
+        self.model_kwargs = kwargs
+
+
+# --- classes and model ---------------------------------------------------------------------------------------
+
+
+def _weights_classes(config: TrainConfig) -> tuple[int | None, list[str] | None]:
+    """Class count and label names of the weights the run starts from, read without building the model."""
+    if config.checkpoint is not None:
+        path = Path(config.checkpoint)
+        if path.suffix != ".safetensors" or not path.is_file():
+            return None, None
+        with safe_open(path, framework="pt") as f:
+            meta = f.metadata() or {}
+            if "pretrained_cfg" in meta:
+                cfg = json.loads(meta["pretrained_cfg"])
+                return cfg.get("num_classes"), cfg.get("label_names")
+            if "head.weight" in f.keys():
+                return f.get_slice("head.weight").get_shape()[0], None
+        return None, None
+    name = config.model
+    if name.startswith("hf-hub:") or "." not in name:
+        return None, None
+    cfg = get_pretrained_cfg(name)
+    if cfg is None:
+        return None, None
+    return cfg.num_classes, list(cfg.label_names) if cfg.label_names else None
+
+
+def _resolve_classes(config: TrainConfig) -> tuple[int, list[str] | None]:
+    """(class count, label names or None) of the task; see ``TrainConfig``."""
+    weights_count, weights_names = _weights_classes(config)
+    list_names = class_names_from_lists(config.train_list, config.val_list)
+    if config.labels is not None:
+        names = read_label_names(config.labels)
+    elif list_names is not None:
+        if weights_names and set(list_names) <= set(weights_names):
+            names = list(weights_names)
+        else:
+            names = list_names
+            _logger.info("a new task: %d classes named in the lists (sorted): %s", len(names), names[:10])
+    else:
+        count = config.num_classes or weights_count
+        if not count:
+            raise ValueError(
+                "the lists give integer labels and the starting weights have no classifier: give the class count "
+                "(--num-classes) or the class names (--labels FILE)"
+            )
+        return count, weights_names if weights_names and len(weights_names) == count else None
+    if config.num_classes is not None and config.num_classes != len(names):
+        raise ValueError(f"num_classes is {config.num_classes}, but there are {len(names)} class names")
+    return len(names), names
+
+
+def _build_model(config: TrainConfig, num_classes: int) -> nn.Module:
+    pretrained = config.checkpoint is None and (config.model.startswith("hf-hub:") or "." in config.model)
+    model = create_model(
+        config.model,
+        pretrained=pretrained,
+        checkpoint_path=config.checkpoint,
+        num_classes=num_classes,
+        **config.model_kwargs,
+    )
+    if config.grad_checkpointing:
+        model.set_grad_checkpointing(True)
+    return model
+
+
+def _wrap(model: nn.Module, config: TrainConfig, info: DistInfo) -> nn.Module:
+    """DDP (or FSDP with each block sharded) around ``model`` when there are several processes."""
+    if config.fsdp:
+        if not info.distributed:
+            _logger.warning("fsdp=True in a single process: nothing to shard, training unsharded")
+            return model
+        for block in model.blocks:
+            fully_shard(block)
+        fully_shard(model)
+        return model
+    if info.distributed:
+        return DistributedDataParallel(model, device_ids=[info.device] if info.device.type == "cuda" else None)
+    return model
+
+
+@contextmanager
+def _gradient_sync(model: nn.Module, sync: bool) -> Iterator[None]:
+    """Skip the gradient all-reduce on accumulation micro-steps (DDP ``no_sync``, FSDP's switch)."""
+    if isinstance(model, DistributedDataParallel) and not sync:
+        with model.no_sync():
+            yield
+        return
+    if isinstance(model, FSDPModule):
+        model.set_requires_gradient_sync(sync)
+    yield
+
+
+# --- optimisation ---------------------------------------------------------------------------------------------
+
+
+def _lr_factor(config: TrainConfig, steps_per_epoch: int) -> Callable[[int], float]:
+    """Learning-rate multiplier per optimiser step: a pure function of the config, so resume needs only the step."""
+    total = config.epochs * steps_per_epoch
+    warmup = int(config.warmup_epochs * steps_per_epoch)
+    milestones = [epoch * steps_per_epoch for epoch in config.lr_steps]
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        if config.optimizer == "sgd":
+            return config.lr_gamma ** sum(step >= m for m in milestones)
+        progress = min((step - warmup) / max(total - warmup, 1), 1.0)
+        floor = config.min_lr / config.lr if config.lr else 0.0
+        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return factor
+
+
+def _amp_dtype(config: TrainConfig, device: torch.device) -> torch.dtype | None:
+    amp = config.amp
+    if amp == "auto":
+        amp = "bf16" if device.type == "cuda" else "none"
+    return {"bf16": torch.bfloat16, "fp16": torch.float16, "none": None}[amp]
+
+
+def _autocast(device: torch.device, amp_dtype: torch.dtype | None) -> torch.autocast:
+    return torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None)
+
+
+# --- RNG, checkpoints, exports ----------------------------------------------------------------------------------
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _rng_state() -> dict[str, Any]:
+    """This process's random streams, in plain types and tensors (loadable with ``weights_only=True``)."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    state = {
+        "python": random.getstate(),
+        "numpy": (kind, keys.tolist(), pos, has_gauss, gauss),
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    kind, keys, pos, has_gauss, gauss = state["numpy"]
+    np.random.set_state((kind, np.array(keys, dtype=np.uint32), pos, has_gauss, gauss))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state(state["cuda"])
+
+
+def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    """``write`` a temporary file beside ``path``, then rename it over ``path`` (never a half-written file)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        write(tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _checkpoints(output: str | os.PathLike) -> dict[int, Path]:
+    """The epoch checkpoints in ``output``, by epoch."""
+    found = {}
+    for path in Path(output).glob(CHECKPOINT_GLOB):
+        match = re.fullmatch(r"checkpoint-epoch(\d+)\.pt", path.name)
+        if match:
+            found[int(match[1])] = path
+    return found
+
+
+def find_latest_checkpoint(output: str | os.PathLike) -> Path | None:
+    """The checkpoint of the highest epoch in ``output``, or None."""
+    found = _checkpoints(output)
+    return found[max(found)] if found else None
+
+
+def _export_cfg(model: nn.Module, num_classes: int, label_names: list[str] | None, note: str) -> dict[str, Any]:
+    """The ``pretrained_cfg`` of the fine-tuned weights: the model's, with this task's classes."""
+    cfg = {k: v for k, v in dict(model.pretrained_cfg).items() if k not in _SOURCE_KEYS}
+    cfg.update(num_classes=num_classes, label_names=label_names, description=note)
+    return cfg
+
+
+def _save_best(
+    path: Path, state_dict: dict[str, torch.Tensor], pretrained_cfg: dict[str, Any], metadata: dict[str, Any]
+) -> None:
+    tensors = {k: v.contiguous() for k, v in state_dict.items()}
+    meta = {"format": "pt", "pretrained_cfg": json.dumps(pretrained_cfg)}
+    meta.update({k: json.dumps(v) for k, v in metadata.items()})
+    _atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=meta))
+
+
+# --- epochs ---------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _EpochStats:
+    loss_sum: torch.Tensor
+    top1: torch.Tensor
+    top5: torch.Tensor
+    count: torch.Tensor
+    skipped: list[str] = field(default_factory=list)
+
+    @classmethod
+    def zeros(cls, device: torch.device) -> _EpochStats:
+        return cls(*(torch.zeros((), dtype=torch.float64, device=device) for _ in range(4)))
+
+    def add(self, loss: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor) -> None:
+        n = labels.numel()
+        topk = logits.topk(min(5, logits.shape[1]), dim=1).indices  # (B, k)
+        hits = topk == labels[:, None]
+        self.loss_sum += loss.detach().double() * n
+        self.top1 += hits[:, 0].sum()
+        self.top5 += hits.any(dim=1).sum()
+        self.count += n
+
+    def reduce(self) -> dict[str, Any]:
+        """Sum over all processes -> mean loss, top-1/top-5 (%) and the skipped videos of every rank."""
+        totals = all_reduce_sum(torch.stack([self.loss_sum, self.top1, self.top5, self.count])).tolist()
+        loss_sum, top1, top5, count = totals
+        skipped = sorted({p for rank_paths in all_gather_objects(self.skipped) for p in rank_paths})
+        div = max(count, 1)
+        return dict(
+            loss=loss_sum / div, top1=100 * top1 / div, top5=100 * top5 / div, samples=int(count), skipped=skipped
+        )
+
+
+def _batches(loader: DataLoader, desc: str, show: bool) -> tqdm:
+    return tqdm(loader, desc=desc, disable=not show, dynamic_ncols=True, leave=False)
+
+
+def _train_epoch(
+    model: nn.Module,
+    loader: DataLoader,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    scaler: torch.amp.GradScaler,
+    criterion: nn.Module,
+    config: TrainConfig,
+    info: DistInfo,
+    amp_dtype: torch.dtype | None,
+    dummy_clip: torch.Tensor,
+    desc: str,
+) -> dict[str, Any]:
+    model.train()
+    stats = _EpochStats.zeros(info.device)
+    bar = _batches(loader, desc, info.is_main and config.progress)
+    for i, (clips, labels, skipped) in enumerate(bar):
+        stats.skipped += [s.path for s in skipped]
+        last_micro = (i + 1) % config.accum_steps == 0 or i + 1 == len(loader)
+        weight = 1.0
+        if clips is None:  # every video of the batch was unreadable: keep in step with the other ranks
+            clips, labels, weight = dummy_clip, torch.zeros(1, dtype=torch.long), 0.0
+        clips = clips.to(info.device, non_blocking=True)
+        labels = labels.to(info.device, non_blocking=True)
+        with _gradient_sync(model, last_micro):
+            with _autocast(info.device, amp_dtype):
+                logits = model(clips)
+            loss = criterion(logits.float(), labels)
+            scaler.scale(loss * (weight / config.accum_steps)).backward()
+        if weight:
+            stats.add(loss, logits.float(), labels)
+        if last_micro:
+            if config.clip_grad > 0:
+                scaler.unscale_(optimizer)
+                nn.utils.clip_grad_norm_(model.parameters(), config.clip_grad)
+            scaler.step(optimizer)
+            scaler.update()
+            optimizer.zero_grad(set_to_none=True)
+            scheduler.step()
+        if info.is_main and config.progress and weight:
+            bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{optimizer.param_groups[0]['lr']:.3g}")
+    return stats.reduce()
+
+
+@torch.no_grad()
+def _evaluate(
+    model: nn.Module,
+    loader: DataLoader,
+    criterion: nn.Module,
+    config: TrainConfig,
+    info: DistInfo,
+    amp_dtype: torch.dtype | None,
+    dummy_clip: torch.Tensor,
+    max_batches: int,
+    desc: str,
+) -> dict[str, Any]:
+    """Single-view validation on this rank's shard; FSDP ranks with a shorter shard run dummy forwards to keep
+    their all-gathers in step."""
+    net = model.module if isinstance(model, DistributedDataParallel) else model
+    net.eval()
+    stats = _EpochStats.zeros(info.device)
+    sharded = config.fsdp and info.distributed
+    dummy_forwards = max_batches - len(loader) if sharded else 0
+    for clips, labels, skipped in _batches(loader, desc, info.is_main and config.progress):
+        stats.skipped += [s.path for s in skipped]
+        if clips is None:
+            dummy_forwards += sharded
+            continue
+        clips, labels = clips.to(info.device, non_blocking=True), labels.to(info.device, non_blocking=True)
+        with _autocast(info.device, amp_dtype):
+            logits = net(clips).float()
+        stats.add(criterion(logits, labels), logits, labels)
+    for _ in range(dummy_forwards):
+        with _autocast(info.device, amp_dtype):
+            net(dummy_clip.to(info.device))
+    return stats.reduce()
+
+
+# --- the run --------------------------------------------------------------------------------------------------
+
+
+def _loaders(
+    config: TrainConfig, info: DistInfo, data_config: DataConfig, train_samples: list, val_samples: list
+) -> tuple[DataLoader, DataLoader, DistributedSampler, int]:
+    """The train loader (a seeded ``DistributedSampler``, one shard per process) and the validation loader (this
+    rank's shard, no padding duplicates), and the most validation batches any rank has."""
+    train_set = VideoClipDataset(train_samples, data_config, is_training=True)
+    val_set = VideoClipDataset(val_samples, data_config, is_training=False)
+    sampler = DistributedSampler(
+        train_set, num_replicas=info.world_size, rank=info.rank, shuffle=True, seed=config.seed
+    )
+    common = dict(
+        batch_size=config.batch_size,
+        num_workers=config.num_workers,
+        collate_fn=collate_skipping,
+        pin_memory=info.device.type == "cuda",
+    )
+    train_loader = DataLoader(train_set, sampler=sampler, **common)
+    val_loader = DataLoader(val_set, sampler=range(info.rank, len(val_set), info.world_size), **common)
+    max_val_batches = math.ceil(math.ceil(len(val_set) / info.world_size) / config.batch_size)
+    return train_loader, val_loader, sampler, max_val_batches
+
+
+def train(config: TrainConfig) -> dict[str, Any]:
+    """Fine-tune ``config.model`` on ``config.train_list``, validating on ``config.val_list`` every epoch.
+
+    Works the same in one process and under torchrun (see the module docstring for the files written).
+
+    Returns:
+        The last epoch's metrics (the last line of ``metrics.jsonl``) plus ``best_val_top1`` and the paths of
+        ``checkpoint``, ``best`` and ``metrics``.
+
+    Raises:
+        VideoListError: a list names missing files, labels outside the class range or unknown names (every bad
+            line is named), before any training step.
+    """
+    info = init_distributed(config.device)
+    saved = (  # global switches of deterministic=True, put back afterwards
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+        torch.backends.cudnn.benchmark,
+    )
+    try:
+        if config.deterministic:
+            torch.use_deterministic_algorithms(True, warn_only=True)
+            torch.backends.cudnn.benchmark = False
+        return _run(config, info)
+    finally:
+        torch.use_deterministic_algorithms(saved[0], warn_only=saved[1])
+        torch.backends.cudnn.benchmark = saved[2]
+        cleanup_distributed()
+
+
+def _run(config: TrainConfig, info: DistInfo) -> dict[str, Any]:
+    # the lists first: a bad line is refused before a model is built or a file written
+    num_classes, label_names = _resolve_classes(config)
+    read = dict(data_root=config.data_root, label_names=label_names, num_classes=num_classes)
+    train_samples = read_video_list(config.train_list, **read)
+    val_samples = read_video_list(config.val_list, **read)
+    output = Path(config.output)
+    resume_path = _resume_path(config, output)
+    if info.is_main:
+        output.mkdir(parents=True, exist_ok=True)
+
+    _seed_everything(config.seed)  # the same initial weights on every rank (FSDP shards them in place)
+    model = _build_model(config, num_classes).to(info.device)
+    data_config = resolve_data_config(model)
+    train_loader, val_loader, sampler, max_val_batches = _loaders(config, info, data_config, train_samples, val_samples)
+    _seed_everything(config.seed + info.rank)  # augmentation differs across ranks
+
+    net = model
+    model = _wrap(net, config, info)
+    optimizer = create_optimizer_v2(
+        net,
+        opt="momentum" if config.optimizer == "sgd" else "adamw",  # timm's "sgd" is Nesterov; the paper's is not
+        lr=config.lr,
+        weight_decay=config.weight_decay,
+        momentum=config.momentum,
+    )
+    steps_per_epoch = math.ceil(len(train_loader) / config.accum_steps)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_factor(config, steps_per_epoch))
+    amp_dtype = _amp_dtype(config, info.device)
+    scaler = torch.amp.GradScaler(info.device.type, enabled=amp_dtype == torch.float16)
+    run = _Run(net, optimizer, scheduler, scaler, sampler, num_classes, label_names)
+    start_epoch = run.load(resume_path, info) if resume_path is not None else 0
+    metrics_path = output / METRICS_FILE
+    if info.is_main:
+        _truncate_metrics(metrics_path, start_epoch)
+
+    criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+    dummy_clip = torch.zeros(1, 3, data_config.num_frames, *data_config.crop_size)
+    source = config.checkpoint or config.model
+    export_cfg = _export_cfg(net, num_classes, label_names, f"fine-tuned from {source} on {config.train_list}")
+    row: dict[str, Any] = {}
+    checkpoint_path = resume_path
+    for epoch in range(start_epoch, config.epochs):
+        started = time.perf_counter()
+        sampler.set_epoch(epoch)
+        desc = f"epoch {epoch + 1}/{config.epochs}"
+        train_stats = _train_epoch(
+            model, train_loader, optimizer, scheduler, scaler, criterion, config, info, amp_dtype, dummy_clip, desc
+        )
+        val_stats = _evaluate(
+            model, val_loader, criterion, config, info, amp_dtype, dummy_clip, max_val_batches, f"{desc} val"
+        )
+        is_best = val_stats["top1"] > run.best_top1
+        run.best_top1 = max(run.best_top1, val_stats["top1"])
+        train_skipped, val_skipped = train_stats.pop("skipped"), val_stats.pop("skipped")
+        row = {
+            "epoch": epoch + 1,
+            "lr": optimizer.param_groups[0]["lr"],
+            **{f"train_{k}": v for k, v in train_stats.items()},
+            **{f"val_{k}": v for k, v in val_stats.items()},
+            "best_val_top1": run.best_top1,
+            "skipped_train": len(train_skipped),
+            "skipped_val": len(val_skipped),
+            "skipped_videos": (train_skipped + val_skipped)[:20],
+            "world_size": info.world_size,
+            "epoch_seconds": round(time.perf_counter() - started, 3),
+        }
+        checkpoint_path = run.save(output, epoch + 1, config, info, export_cfg if is_best else None)
+        if info.is_main:
+            with metrics_path.open("a", encoding="utf-8") as f:
+                f.write(json.dumps(row) + "\n")
+            _report_epoch(row, train_skipped + val_skipped)
+    return dict(
+        row,
+        best_val_top1=run.best_top1,
+        checkpoint=str(checkpoint_path) if checkpoint_path else None,
+        best=str(output / BEST_FILE),
+        metrics=str(metrics_path),
+    )
+
+
+def _report_epoch(row: dict[str, Any], skipped: list[str]) -> None:
+    tqdm.write(
+        file=sys.stderr,
+        s=f"epoch {row['epoch']}: train loss {row['train_loss']:.4f} top-1 {row['train_top1']:.2f} | "
+        f"val loss {row['val_loss']:.4f} top-1 {row['val_top1']:.2f} top-5 {row['val_top5']:.2f} "
+        f"(best {row['best_val_top1']:.2f})",
+    )
+    if skipped:
+        _logger.warning("skipped %d unreadable video(s) this epoch: %s", len(skipped), ", ".join(skipped[:20]))
+
+
+def _resume_path(config: TrainConfig, output: Path) -> Path | None:
+    """The checkpoint to continue from; a fresh start into a folder that holds checkpoints is refused."""
+    if config.resume is None:
+        if find_latest_checkpoint(output) is not None:
+            raise ValueError(
+                f"{output} holds checkpoints of an earlier run: continue it with resume='auto' (--resume auto), or "
+                "write to another output folder"
+            )
+        return None
+    if config.resume == "auto":
+        path = find_latest_checkpoint(output)
+        if path is None:
+            _logger.info("resume=auto: no checkpoint in %s, starting from scratch", output)
+        return path
+    path = Path(config.resume)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint to resume from at {path}")
+    return path
+
+
+def _truncate_metrics(path: Path, epochs_done: int) -> None:
+    """Keep the metrics of the epochs a resumed run does not redo (all of them on a fresh start: none)."""
+    if not path.exists():
+        return
+    kept = [
+        line
+        for line in path.read_text(encoding="utf-8").splitlines()
+        if line.strip() and json.loads(line)["epoch"] <= epochs_done
+    ]
+    _atomic_write(path, lambda tmp: tmp.write_text("".join(line + "\n" for line in kept), encoding="utf-8"))
+
+
+@dataclass
+class _Run:
+    """What a checkpoint restores: the training objects and the task they train for."""
+
+    net: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler
+    sampler: DistributedSampler
+    num_classes: int
+    label_names: list[str] | None
+    best_top1: float = -1.0
+
+    def save(self, output: Path, epoch: int, config: TrainConfig, info: DistInfo, best_cfg: dict | None) -> Path:
+        """Write this epoch's checkpoint, and the best model when ``best_cfg`` is given; every rank takes part
+        (FSDP gathers the full state to rank 0, and every rank's RNG state is collected)."""
+        model_state, optim_state = get_state_dict(
+            self.net, self.optimizer, options=StateDictOptions(full_state_dict=True, cpu_offload=True)
+        )
+        rng_states = all_gather_objects(_rng_state())
+        path = output / f"checkpoint-epoch{epoch:03d}.pt"
+        if not info.is_main:
+            return path
+        state = {
+            "epoch": epoch,
+            "model": model_state,
+            "optimizer": optim_state,
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "sampler": {"seed": self.sampler.seed, "epoch": epoch},
+            "rng": rng_states,
+            "best_val_top1": self.best_top1,
+            "num_classes": self.num_classes,
+            "label_names": self.label_names,
+            "config": json.dumps(asdict(config)),
+        }
+        _atomic_write(path, lambda tmp: torch.save(state, tmp))
+        for done, stale in _checkpoints(output).items():  # older ones, and later ones of an abandoned branch
+            if not epoch - config.keep_checkpoints < done <= epoch:
+                stale.unlink()
+        if best_cfg is not None:
+            meta = {
+                "architecture": best_cfg.get("architecture"),
+                "model_kwargs": dict(config.model_kwargs, num_classes=self.num_classes),
+                "video_cfg": get_video_cfg(self.net).to_dict(),
+                "epoch": epoch,
+                "val_top1": self.best_top1,
+            }
+            _save_best(output / BEST_FILE, model_state, best_cfg, meta)
+        return path
+
+    def load(self, path: Path, info: DistInfo) -> int:
+        """Restore everything from a checkpoint, on every rank; returns the epochs it had done."""
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        if state["num_classes"] != self.num_classes or state["label_names"] != self.label_names:
+            raise ValueError(
+                f"{path} was trained for {state['num_classes']} classes {state['label_names'] or ''}; this run has "
+                f"{self.num_classes} {self.label_names or ''}: resume only the same task"
+            )
+        set_state_dict(
+            self.net,
+            self.optimizer,
+            model_state_dict=state["model"],
+            optim_state_dict=state["optimizer"],
+            options=StateDictOptions(full_state_dict=True),
+        )
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.sampler.seed = state["sampler"]["seed"]
+        self.best_top1 = state["best_val_top1"]
+        if len(state["rng"]) == info.world_size:
+            _set_rng_state(state["rng"][info.rank])
+        else:
+            _logger.warning(
+                "%s was written by %d processes, this run has %d: the random streams go on from the seed, so the "
+                "run continues but not bit-for-bit",
+                path,
+                len(state["rng"]),
+                info.world_size,
+            )
+        if info.is_main:
+            _logger.info("resumed from %s after epoch %d", path, state["epoch"])
+        return state["epoch"]
