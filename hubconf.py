@@ -1,0 +1,11 @@
+"""torch.hub entry points: ``torch.hub.load("OWNER/tokshift-zoo", "tokshift_base16_224_8f", device="cuda")``.
+
+Each zoo model is an entry point returning ``tokshift_zoo.load(name[.tag], device, dtype, **kwargs)``: weights
+verified, model on its device, preprocessing attached as ``model.preprocess``.
+"""
+
+dependencies = ["torch", "torchvision", "timm", "huggingface_hub", "safetensors", "requests", "tqdm", "av"]
+
+from tokshift_zoo.ready import hub_entrypoints as _hub_entrypoints  # noqa: E402 - `dependencies` first
+
+globals().update(_hub_entrypoints())

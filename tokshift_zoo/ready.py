@@ -1,0 +1,123 @@
+"""One call to a ready model: weights loaded and verified, on the right device and dtype, preprocessing attached.
+
+timm returns a CPU model and leaves preprocessing to the user; torchvision hands the transforms over on a
+separate weights object. ``load`` does both: the model comes back with ``model.preprocess`` (a video path or
+decoded frames -> the batch of its views, on the model's device and dtype) and ``model.labels``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+from .factory import create_model
+from .inference import VideoPreprocess, class_names
+from .models import list_models
+from .video.transforms import resolve_data_config
+
+__all__ = ["load", "resolve_device", "resolve_dtype", "hub_entrypoints"]
+
+_logger = logging.getLogger(__name__)
+
+_DTYPES = {
+    "float32": torch.float32,
+    "fp32": torch.float32,
+    "bfloat16": torch.bfloat16,
+    "bf16": torch.bfloat16,
+    "float16": torch.float16,
+    "fp16": torch.float16,
+    "half": torch.float16,
+}
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` -> CUDA when present, else CPU; any other name is checked to exist.
+
+    Raises:
+        RuntimeError: the device is not available here (e.g. ``"cuda"`` on a machine without a GPU).
+    """
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(device)
+    if device.type == "cuda":
+        count = torch.cuda.device_count()
+        if count == 0 or (device.index or 0) >= count:
+            raise RuntimeError(f"device {device} was asked for, but this machine has {count} CUDA device(s)")
+    elif device.type != "cpu" and not getattr(torch, device.type).is_available():
+        raise RuntimeError(f"device {device} was asked for, but it is not available here")
+    return device
+
+
+def resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype:
+    """``None`` -> float32; a floating ``torch.dtype`` or one of the names float32/fp32, bfloat16/bf16,
+    float16/fp16/half.
+
+    Raises:
+        ValueError: anything else, with the accepted names.
+    """
+    if dtype is None:
+        return torch.float32
+    if isinstance(dtype, torch.dtype) and dtype in _DTYPES.values():
+        return dtype
+    if isinstance(dtype, str) and dtype.lower().removeprefix("torch.") in _DTYPES:
+        return _DTYPES[dtype.lower().removeprefix("torch.")]
+    raise ValueError(f"dtype must be None, torch.float32/bfloat16/float16 or one of {sorted(_DTYPES)}, got {dtype!r}")
+
+
+def load(
+    model_name: str | None,
+    device: str | torch.device = "auto",
+    dtype: str | torch.dtype | None = None,
+    checkpoint_path: str | os.PathLike | None = None,
+    views: str = "1x1",
+    **kwargs: Any,
+) -> nn.Module:
+    """A zoo model with its weights, on ``device`` in ``dtype``, with its preprocessing attached.
+
+    Args:
+        model_name: ``name``, ``name.tag`` or ``hf-hub:ORG/REPO``. Its weights are loaded (verified downloads or
+            the package's own file) unless ``checkpoint_path`` names a local file to load instead (then
+            ``model_name`` may be None for a zoo safetensors file, which names its architecture).
+        device: ``"auto"`` (CUDA when present, else CPU), ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
+        dtype: ``None`` (float32), ``"bf16"``, ``"fp16"`` or a ``torch.dtype``.
+        checkpoint_path: a local weight file (zoo safetensors, authors' ``.pth``, Google ``.npz``).
+        views: the test views ``model.preprocess`` makes, ``"CLIPSxCROPS"`` (``"10x3"``: the paper's).
+        **kwargs: ``create_model`` overrides. ``num_classes`` different from the weights' gives a fresh head
+            and a model in train mode, ready to fine-tune.
+
+    Returns:
+        The model, in eval mode (train mode with a fresh head), with ``model.preprocess``: a video path, uint8
+        (T, H, W, 3) or (T, 3, H, W) frames -> (views, 3, T, H, W) on the model's device and dtype; and
+        ``model.labels``: the class names (or None).
+    """
+    device = resolve_device(device)
+    dtype = resolve_dtype(dtype)
+    model = create_model(model_name, pretrained=checkpoint_path is None, checkpoint_path=checkpoint_path, **kwargs)
+    report = getattr(model, "load_report", None)
+    fresh_head = report is None or any(key.startswith("head.") for key in report.reinitialised)
+    model = model.to(device=device, dtype=dtype).train(fresh_head)
+    model.preprocess = VideoPreprocess(resolve_data_config(model), views, device, dtype)
+    model.labels = None if fresh_head else class_names(model)
+    return model
+
+
+def hub_entrypoints() -> dict[str, Callable[..., nn.Module]]:
+    """``torch.hub`` entry points, one per zoo model: ``name(tag=None, device="auto", dtype=None, **kwargs)``
+    returns ``load(name[.tag], device, dtype, **kwargs)``."""
+
+    def entry(name: str) -> Callable[..., nn.Module]:
+        def build(tag: str | None = None, device: str = "auto", dtype: Any = None, **kwargs: Any) -> nn.Module:
+            return load(f"{name}.{tag}" if tag else name, device=device, dtype=dtype, **kwargs)
+
+        build.__name__ = name
+        build.__doc__ = f"{name}: a ready model, see tokshift_zoo.load. Tags: " + ", ".join(
+            entry.split(".", 1)[1] for entry in list_models(f"{name}.*", pretrained=True)
+        )
+        return build
+
+    return {name: entry(name) for name in list_models()}
