@@ -24,12 +24,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import numpy as np
 import torch
-from PIL import Image
 from torch.utils.data import Dataset
 
-from ..video import DataConfig, VideoReadError, create_transform, decode_frames, read_video_info
+from ..video import (
+    DataConfig,
+    VideoReadError,
+    create_transform,
+    decode_frame_folder,
+    decode_frames,
+    read_video_info,
+)
 
 __all__ = [
     "VideoSample",
@@ -44,7 +49,6 @@ __all__ = [
 
 _logger = logging.getLogger(__name__)
 
-FRAME_TEMPLATE = "img_{:05d}.jpg"  # the authors' frame files, numbered from 1
 _MAX_REPORTED = 20  # problems listed in one error; the rest are counted
 
 
@@ -210,15 +214,6 @@ class SkippedVideo:
     reason: str
 
 
-def _read_frame_folder(folder: Path, indices: torch.Tensor) -> torch.Tensor:
-    """Frames ``indices`` (0-based) of an authors'-format frame folder -> uint8 (T, H, W, 3) RGB."""
-    frames = []
-    for index in indices.tolist():
-        with Image.open(folder / FRAME_TEMPLATE.format(index + 1)) as image:
-            frames.append(np.asarray(image.convert("RGB")))
-    return torch.from_numpy(np.stack(frames))
-
-
 class VideoClipDataset(Dataset):
     """One clip per video: frames sampled and decoded, then the model's transform.
 
@@ -247,7 +242,7 @@ class VideoClipDataset(Dataset):
     def _read(self, sample: VideoSample) -> torch.Tensor:
         if sample.num_frames is not None:
             indices = self.data_config.frame_indices(sample.num_frames, training=self.is_training)[0]
-            return _read_frame_folder(sample.path, indices)
+            return decode_frame_folder(sample.path, indices.tolist())
         info = read_video_info(sample.path)
         indices = self.data_config.frame_indices(info.num_frames, training=self.is_training)[0]
         return decode_frames(sample.path, indices, info)
@@ -256,7 +251,7 @@ class VideoClipDataset(Dataset):
         sample = self.samples[index]
         try:
             frames = self._read(sample)  # (T, H, W, 3) uint8
-        except (VideoReadError, OSError) as err:  # OSError: a missing or undecodable frame file
+        except (VideoReadError, OSError) as err:
             _logger.warning("skipping %s (%s): %s", sample.path, sample.source, err)
             return SkippedVideo(str(sample.path), str(err))
         clip = self.transform(frames.permute(0, 3, 1, 2))  # (T, 3, H, W) -> (3, T, h, w), or (1, 3, T, h, w)
