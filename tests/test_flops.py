@@ -19,9 +19,10 @@ def table():
 
 
 def test_counted_gflops_match_the_paper_within_half_a_percent(table):
-    assert len(table) == 7
-    for name, row in table.items():
-        paper = get_video_cfg(f"{name}.k400").paper_gflops
+    paper_models = [name for name in table if name != "tokshift_demo_motion"]
+    assert len(paper_models) == 7
+    for name in paper_models:
+        row, paper = table[name], get_video_cfg(f"{name}.k400").paper_gflops
         assert abs(row["gflops"] - paper) / paper < 0.005, (name, row["gflops"], paper)
         assert row["gflops_full"] > row["gflops"]
 

@@ -132,9 +132,10 @@ def test_layer_norm_eps_and_default_config():
 
 
 def test_timm_knows_the_zoo():
-    assert set(timm.list_models("tokshift*")) == set(PAPER_NAMES) - {"vit_base16_224_8f"}
+    demo = {"tokshift_demo_motion"}  # the zoo's own demo model, beside the paper's seven
+    assert set(timm.list_models("tokshift*")) == set(PAPER_NAMES) - {"vit_base16_224_8f"} | demo
     assert timm.models.get_pretrained_cfg("tokshift_large16_384_12f").input_size == (3, 384, 384)
-    assert set(tokshift_zoo.list_models()) == set(PAPER_NAMES)
+    assert set(tokshift_zoo.list_models()) == set(PAPER_NAMES) | demo
     assert "tokshift_base16_224_8f.k400" in tokshift_zoo.list_models("tokshift_base*", pretrained=True)
     with torch.device("meta"):
         model = timm.create_model("tokshift_large16_384_12f", num_classes=174)

@@ -29,6 +29,7 @@ class VideoCfg:
         test_clips: clips per video in the paper's test protocol (spread evenly over the video).
         test_crops: spatial crops per clip in the test protocol (3: left, centre, right after resizing the
             short side to the crop size; 1: centre).
+        train_hflip: whether fine-tuning may flip clips horizontally (False where left and right are classes).
         dataset: what the weights were trained on.
         paper_top1: top-1 (%) reported in the paper for these weights, None if not reported.
         paper_gflops: GFLOPs per view reported in the paper (multiply-adds of linear and conv layers).
@@ -41,6 +42,7 @@ class VideoCfg:
     sampling: str = "dense"
     test_clips: int = 10
     test_crops: int = 3
+    train_hflip: bool = True
     dataset: str = ""
     paper_top1: float | None = None
     paper_gflops: float | None = None

@@ -25,6 +25,7 @@ from timm.data import IMAGENET_INCEPTION_MEAN, IMAGENET_INCEPTION_STD
 from timm.layers import resample_abs_pos_embed
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
 from timm.models.vision_transformer import Block, VisionTransformer
+from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from .registry import KINETICS400_LABELS, VideoCfg, get_video_cfg, register_video_cfgs
@@ -101,12 +102,15 @@ class VideoVisionTransformer(VisionTransformer):
     Args:
         num_frames: the clip length the weights were trained with (metadata; any T >= 1 runs).
         fold_div: the shift's channel divisor; 0 disables the shift (the plain ViT baseline).
+        pos_embed_std: init std of the position embedding (timm's 0.02). Training from scratch on motion needs a
+            larger one (the demo model's 1.0): the class token learns where the object is only through
+            attention-weighted position embeddings, and at 0.02 that signal is too weak to get learning started.
         **kwargs: timm ``VisionTransformer`` arguments (``img_size``, ``patch_size``, ``embed_dim``, ``depth``,
             ``num_heads``, ``num_classes``, ``drop_path_rate``, ...). The class token and token pooling are
             required, as the shift and the head act on the class token.
     """
 
-    def __init__(self, num_frames: int = 8, fold_div: int = 4, **kwargs: Any) -> None:
+    def __init__(self, num_frames: int = 8, fold_div: int = 4, pos_embed_std: float = 0.02, **kwargs: Any) -> None:
         if not kwargs.get("class_token", True) or kwargs.get("global_pool", "token") != "token":
             raise ValueError("TokShift needs class_token=True and global_pool='token'")
         if fold_div < 0 or fold_div == 1:
@@ -115,6 +119,8 @@ class VideoVisionTransformer(VisionTransformer):
         super().__init__(**kwargs)
         self.num_frames = num_frames
         self.fold_div = fold_div
+        if pos_embed_std != 0.02 and self.pos_embed is not None:  # timm's init draws it with std 0.02
+            nn.init.trunc_normal_(self.pos_embed, std=pos_embed_std, a=-2 * pos_embed_std, b=2 * pos_embed_std)
 
     def _check_input(self, x: torch.Tensor) -> None:
         height, width = self.patch_embed.img_size
@@ -305,11 +311,32 @@ _PAPER_TABLE = {
     "tokshift_large16_384_12f": (12, "large", 384, 80.40, 2096.4),
 }
 
+# The bundled demo model: trained by the zoo on its synthetic motion task (tokshift_zoo.synthetic) with the recipe
+# in docs/demo_model.md; the weights ship in the package, pinned by sha256.
+_DEMO_FILE = "tokshift_demo_motion.safetensors"
+_DEMO_SHA256 = "55eeeae3bd44355000834395f3737eeaa9f8fb5f8fa2e4178feb2f06e5124c54"
+_DEMO_CFG = dict(
+    file="package://tokshift_zoo/data/" + _DEMO_FILE,  # weights.package_file's form (weights imports this module)
+    input_size=(3, 32, 32),
+    crop_pct=1.0,
+    interpolation="bilinear",
+    mean=(0.5, 0.5, 0.5),
+    std=(0.5, 0.5, 0.5),
+    num_classes=4,
+    label_names=("moving_left", "moving_right", "moving_up", "moving_down"),
+    first_conv="patch_embed.proj",
+    classifier="head",
+    license="apache-2.0",
+    description="A small TokShift trained by tokshift-zoo on its synthetic motion task; shipped in the package.",
+    origin_url=_PAPER["origin_url"],
+)
+
 default_cfgs = generate_default_cfgs(
     {
         # in21k first: timm makes the first tag with weights the default unless a later one is starred
         **{f"{name}.in21k": _in21k_cfg(size, res) for name, (_, size, res, _, _) in _PAPER_TABLE.items()},
         **{f"{name}.k400*": _k400_cfg(res) for name, (_, _, res, _, _) in _PAPER_TABLE.items()},
+        "tokshift_demo_motion.synthetic": _DEMO_CFG,
     }
 )
 
@@ -323,6 +350,17 @@ register_video_cfgs(
             f"{name}.in21k": VideoCfg(num_frames=frames, dataset="imagenet-21k")
             for name, (frames, *_) in _PAPER_TABLE.items()
         },
+        # 8 frames spread over the whole clip (short clips: no 8x32 wrap-around), no flips: left/right are classes
+        "tokshift_demo_motion.synthetic": VideoCfg(
+            num_frames=8,
+            sampling="uniform",
+            test_clips=1,
+            test_crops=3,
+            train_hflip=False,
+            dataset="tokshift-zoo synthetic motion (4 directions)",
+            sha256=_DEMO_SHA256,
+            filename=_DEMO_FILE,
+        ),
     }
 )
 
@@ -336,7 +374,7 @@ def _create_tokshift(variant: str, pretrained: bool = False, **kwargs: Any) -> V
     model = build_model_with_cfg(VideoVisionTransformer, variant, pretrained=False, **kwargs)
     model.video_cfg = hub_video_cfg(model, cache_dir) or get_video_cfg(model)  # an hf-hub: repo's own first
     if pretrained:
-        load_pretrained(model, cache_dir)
+        model.load_report = load_pretrained(model, cache_dir)
     return model
 
 
@@ -391,3 +429,10 @@ def tokshift_large16_384_12f(pretrained: bool = False, **kwargs: Any) -> VideoVi
     """TokShift-L/16, 12 frames at 384 (K400 top-1 80.40)."""
     model_args = dict(_LARGE16, img_size=384, num_frames=12)
     return _create_tokshift("tokshift_large16_384_12f", pretrained=pretrained, **dict(model_args, **kwargs))
+
+
+@register_model
+def tokshift_demo_motion(pretrained: bool = False, **kwargs: Any) -> VideoVisionTransformer:
+    """The bundled demo: a 4-block, 64-wide TokShift on 8 frames of 32x32 in 8x8 patches, 4 motion classes."""
+    model_args = dict(img_size=32, patch_size=8, embed_dim=64, depth=4, num_heads=4, num_frames=8, pos_embed_std=1.0)
+    return _create_tokshift("tokshift_demo_motion", pretrained=pretrained, **dict(model_args, **kwargs))

@@ -44,6 +44,8 @@ class DataConfig:
         crop_pct: crop size / resized short side at test time (1.0: the paper's resize to the crop size).
         test_clips: clips per video at test time, spread evenly over it.
         test_crops: crops per clip at test time: 3 (left, centre, right) or 1 (centre).
+        train_hflip: flip training clips horizontally half the time (off for classes that left/right motion
+            tells apart, e.g. the demo model's).
         train_scale: (min, max) short side in pixels for training, inclusive; ``None`` scales the paper's
             224-330 to the crop size (see ``train_short_side``).
     """
@@ -58,6 +60,7 @@ class DataConfig:
     crop_pct: float = 1.0
     test_clips: int = 10
     test_crops: int = 3
+    train_hflip: bool = True
     train_scale: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
@@ -133,6 +136,7 @@ def resolve_data_config(model: nn.Module) -> DataConfig:
         crop_pct=cfg.get("crop_pct", DataConfig.crop_pct),
         test_clips=video.test_clips,
         test_crops=video.test_crops,
+        train_hflip=video.train_hflip,
     )
 
 
@@ -219,19 +223,20 @@ class VideoTrainTransform(nn.Module):
         mean: tuple[float, ...],
         std: tuple[float, ...],
         interpolation: str = "bilinear",
+        hflip: bool = True,
     ) -> None:
         super().__init__()
         low, high = short_side
         if not max(crop_size) <= low <= high:
             raise ValueError(f"the short side range {short_side} must start at or above the crop {crop_size}")
-        self.crop_size, self.short_side = tuple(crop_size), (low, high)
+        self.crop_size, self.short_side, self.hflip = tuple(crop_size), (low, high), hflip
         self.mean, self.std = list(mean), list(std)
         self.interpolation = InterpolationMode(interpolation)
         self.pipeline = v2.Compose(
             [
                 v2.RandomResize(low, high + 1, interpolation=self.interpolation, antialias=True),  # short side
                 v2.RandomCrop(self.crop_size),
-                v2.RandomHorizontalFlip(),
+                v2.RandomHorizontalFlip(0.5 if hflip else 0.0),
                 v2.ToDtype(torch.float32, scale=True),
                 v2.Normalize(self.mean, self.std),
             ]
@@ -247,7 +252,7 @@ class VideoTrainTransform(nn.Module):
         return (
             f"{type(self).__name__}(\n"
             f"    resize_short_side=random in [{low}, {high}], interpolation={self.interpolation.value}\n"
-            f"    random crop {self.crop_size[0]}x{self.crop_size[1]}, horizontal flip p=0.5\n"
+            f"    random crop {self.crop_size[0]}x{self.crop_size[1]}, horizontal flip p={0.5 if self.hflip else 0.0}\n"
             f"    mean={self.mean}, std={self.std}\n"
             f"    output=(..., 3, T, {self.crop_size[0]}, {self.crop_size[1]}) float32\n"
             ")"
@@ -272,7 +277,12 @@ def create_transform(
         if num_crops is not None:
             raise ValueError("num_crops is a test-time setting; the training transform takes one random crop")
         return VideoTrainTransform(
-            config.crop_size, config.train_short_side, config.mean, config.std, config.interpolation
+            config.crop_size,
+            config.train_short_side,
+            config.mean,
+            config.std,
+            config.interpolation,
+            hflip=config.train_hflip,
         )
     resize_size = int(max(config.crop_size) / config.crop_pct)
     return VideoEvalTransform(
