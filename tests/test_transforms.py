@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -158,3 +160,14 @@ def test_transform_rejects_bad_input_and_arguments():
         create_transform(DataConfig(), is_training=True, num_crops=1)
     with pytest.raises(ValueError, match="short side"):
         create_transform(DataConfig(train_scale=(100, 300)), is_training=True)
+
+
+def test_training_flips_can_be_turned_off_for_direction_classes():
+    video = torch.zeros(4, 3, 32, 32, dtype=torch.uint8)
+    video[..., 16:] = 255  # dark left half, bright right half
+    config = DataConfig(input_size=(3, 32, 32), train_scale=(32, 32))
+    flipped = [create_transform(config, is_training=True)(video)[0, 0, 0, 0].item() > 0 for _ in range(40)]
+    assert any(flipped) and not all(flipped)
+    no_flip = replace(config, train_hflip=False)
+    assert "p=0.0" in repr(create_transform(no_flip, is_training=True))
+    assert all(create_transform(no_flip, is_training=True)(video)[0, 0, 0, 0].item() < 0 for _ in range(40))
