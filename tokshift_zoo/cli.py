@@ -1,0 +1,403 @@
+"""The ``tokshift-zoo`` command: argument parsing only; each command calls a library function."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from .flops import model_table
+
+    rows = model_table(args.filter)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    columns = ["name", "params_m", "gflops", "gflops_full", "paper_gflops", "frames", "resolution", "tags"]
+    table = [[str(row[c]) for c in columns] for row in rows]
+    widths = [max(len(c), *(len(r[i]) for r in table)) for i, c in enumerate(columns)]
+    print("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)))
+    for r in table:
+        print("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)))
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from .train import TrainConfig, VideoListError, train
+
+    fields = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig) if hasattr(args, f.name)}
+    try:
+        model_kwargs = json.loads(args.model_kwargs) if args.model_kwargs else {}
+        config = TrainConfig(**dict(fields, model_kwargs=model_kwargs))
+        result = train(config)
+    except (VideoListError, ValueError, FileNotFoundError) as err:  # bad input: say what, not a traceback
+        print(f"tokshift-zoo train: error: {err}", file=sys.stderr)
+        return 2
+    if os.environ.get("RANK", "0") == "0":
+        print(json.dumps(result, indent=2))
+    return 0
+
+
+def _add_train_parser(commands: argparse._SubParsersAction) -> None:
+    train = commands.add_parser(
+        "train",
+        help="fine-tune a model on a video list (one process, or any number under torchrun)",
+        description="Fine-tune a zoo model. Defaults are the paper's recipe: SGD momentum 0.9, lr 0.1 divided by "
+        "10 at epochs 10 and 15 of 18, label smoothing 0.01, gradient clipping 1.0. Run under `torchrun "
+        "--nproc_per_node N -m tokshift_zoo.cli train ...` for DistributedDataParallel (or --fsdp).",
+    )
+    train.add_argument("--model", required=True, help="NAME (random init), NAME.TAG (its weights) or hf-hub:ORG/REPO")
+    train.add_argument("--model-kwargs", default="", help="model overrides as JSON, e.g. '{\"drop_path_rate\": 0.1}'")
+    train.add_argument("--checkpoint", help="start from this local weight file instead of the tag's weights")
+    train.add_argument(
+        "--train-list", required=True, help="'path label' lines, a path,label CSV or a frame-folder list"
+    )
+    train.add_argument("--val-list", required=True, help="the validation list, same formats")
+    train.add_argument("--data-root", default="", help="folder the list paths are relative to")
+    train.add_argument("--output", required=True, help="folder for checkpoints, best.safetensors and metrics.jsonl")
+    train.add_argument(
+        "--labels",
+        help="class names, one per line in index order (default: the weights' names if they cover the names in "
+        "the lists, else the lists' names sorted)",
+    )
+    train.add_argument("--num-classes", type=int, help="class count when the lists give integer labels")
+    train.add_argument("--epochs", type=int, default=18)
+    train.add_argument("--batch-size", type=int, default=21, help="clips per process and step")
+    train.add_argument("--accum-steps", type=int, default=1, help="gradient accumulation steps")
+    train.add_argument("--optimizer", choices=["sgd", "adamw"], default="sgd", help="sgd: step lr; adamw: cosine lr")
+    train.add_argument("--lr", type=float, help="default 0.1 (sgd) or 1e-4 (adamw)")
+    train.add_argument("--weight-decay", type=float, help="default 0 (sgd) or 0.05 (adamw)")
+    train.add_argument("--lr-steps", type=int, nargs="+", default=[10, 15], help="sgd: epochs where lr drops x0.1")
+    train.add_argument("--warmup-epochs", type=float, default=0.0, help="linear warm-up epochs")
+    train.add_argument("--label-smoothing", type=float, default=0.01)
+    train.add_argument("--clip-grad", type=float, default=1.0, help="max gradient norm (0: off)")
+    train.add_argument("--amp", choices=["auto", "bf16", "fp16", "none"], default="auto", help="auto: bf16 on GPU")
+    train.add_argument("--fsdp", action="store_true", help="shard the model with FSDP (for the Large models)")
+    train.add_argument("--grad-checkpointing", action="store_true", help="recompute blocks to save memory")
+    train.add_argument("--num-workers", type=int, default=4, help="data-loading processes per training process")
+    train.add_argument("--device", choices=["auto", "cuda", "cpu"], default="auto")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--deterministic", action="store_true", help="deterministic kernels (slower)")
+    train.add_argument("--resume", help="'auto' (the newest checkpoint in --output, if any) or a checkpoint path")
+    train.add_argument("--keep-checkpoints", type=int, default=1, help="epoch checkpoints kept")
+    train.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    train.set_defaults(func=_cmd_train)
+
+
+def _cmd_download(args: argparse.Namespace) -> int:
+    from .weights import ChecksumError, download
+
+    try:
+        fetched = download(args.name)
+    except (OSError, ChecksumError, RuntimeError, KeyError, ValueError) as err:  # say what, not a traceback
+        print(f"tokshift-zoo download: error: {err.args[0] if isinstance(err, KeyError) else err}", file=sys.stderr)
+        return 1
+    print(fetched.path)
+    return 0
+
+
+def _cmd_convert(args: argparse.Namespace) -> int:
+    from .convert import ConversionError, convert, publish
+
+    try:
+        model_kwargs = json.loads(args.model_kwargs) if args.model_kwargs else None
+        result = convert(args.src, args.dst, args.model, model_kwargs=model_kwargs, tag=args.tag)
+        print(f"{result.path} ({result.architecture}, sha256 {result.sha256})")
+        if args.push:
+            print(publish(result.path, args.push, private=args.private or None))
+            print(f'load it with tokshift_zoo.create_model("hf-hub:{args.push}", pretrained=True)')
+    except (ConversionError, OSError, ValueError) as err:
+        print(f"tokshift-zoo convert: error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _add_weights_parsers(commands: argparse._SubParsersAction) -> None:
+    download = commands.add_parser(
+        "download",
+        help="fetch and verify a model's weights into the cache; print the local path",
+        description="Download NAME[.TAG] or hf-hub:ORG/REPO[@REVISION] into the Hugging Face cache (plain URLs: "
+        "beside it), check its sha256, and print where it is. Afterwards HF_HUB_OFFLINE=1 loads it with no network.",
+    )
+    download.add_argument("name", help="NAME[.TAG] (see `tokshift-zoo models`) or hf-hub:ORG/REPO[@REVISION]")
+    download.set_defaults(func=_cmd_download)
+
+    convert = commands.add_parser(
+        "convert",
+        help="convert an authors'-format .pth to the zoo's safetensors (optionally publish it)",
+        description="Convert the authors' release (torch.save of {'epoch', 'state_dict', ...}) to the zoo's "
+        "safetensors, with the architecture and the source's sha256 in its metadata. Keys with no place in the "
+        "model are refused and listed; DST is written atomically.",
+    )
+    convert.add_argument("src", help="the authors' .pth (read with weights_only=True)")
+    convert.add_argument("dst", help="the .safetensors to write")
+    convert.add_argument(
+        "--model", help="the architecture (default: detected from the shapes, else tokshift_base16_224_8f)"
+    )
+    convert.add_argument("--model-kwargs", default="", help="builder overrides as JSON, e.g. '{\"depth\": 6}'")
+    convert.add_argument("--tag", default="k400", help="registry tag whose preprocessing and labels apply")
+    convert.add_argument("--push", metavar="ORG/REPO", help="then publish model.safetensors, config.json, README.md")
+    convert.add_argument("--private", action="store_true", help="with --push: create the repo private")
+    convert.set_defaults(func=_cmd_convert)
+
+
+def _load_for_inference(args: argparse.Namespace):
+    from .models.registry import DEFAULT_MODEL
+    from .ready import load
+
+    model_kwargs = json.loads(args.model_kwargs) if args.model_kwargs else {}
+    return load(
+        args.model or (None if args.checkpoint else DEFAULT_MODEL),
+        device=args.device,
+        checkpoint_path=args.checkpoint,
+        views=args.views,
+        **model_kwargs,
+    )
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .inference import predict
+
+    model = _load_for_inference(args)
+    name = args.checkpoint or args.model or model.pretrained_cfg.get("architecture")
+    failed = 0
+    show_bar = len(args.videos) > 1 or args.views != "1x1"
+    for video in tqdm(args.videos, desc="predict", unit="video", disable=not show_bar, file=sys.stderr):
+        try:
+            predictions = predict(model, video, views=args.views, topk=args.topk, batch_size=args.batch_size)
+        except (ValueError, IndexError, OSError) as err:  # VideoReadError is a ValueError; the others go on
+            failed += 1
+            print(f"tokshift-zoo predict: error: {err}", file=sys.stderr)
+            if args.json:
+                print(json.dumps({"video": video, "model": name, "error": str(err)}))
+            continue
+        if args.json:
+            print(json.dumps({"video": video, "model": name, "predictions": predictions}))
+        else:
+            print(video)
+            for p in predictions:
+                print(f"  {p['score']:7.2%}  {p['label']}")
+    return 1 if failed else 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from .inference import class_names, evaluate
+    from .train.datasets import VideoListError, read_label_names, read_video_list
+
+    model = _load_for_inference(args)
+    labels = read_label_names(args.labels) if args.labels else class_names(model)
+    try:
+        samples = read_video_list(args.list, args.data_root, label_names=labels, num_classes=model.num_classes)
+    except (VideoListError, FileNotFoundError) as err:
+        print(f"tokshift-zoo evaluate: error: {err}", file=sys.stderr)
+        return 2
+    result = evaluate(
+        model,
+        [(str(s.path), s.label) for s in samples],
+        views=args.views,
+        batch_size=args.batch_size,
+        num_workers=args.num_workers,
+        progress=not args.no_progress,
+    )
+    result["model"] = args.checkpoint or args.model or model.pretrained_cfg.get("architecture")
+    print(json.dumps(result, indent=2))
+    for failure in result["failed"]:
+        print(f"tokshift-zoo evaluate: could not read {failure}", file=sys.stderr)
+    return 1 if result["failed"] else 0
+
+
+def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--model",
+        help="NAME[.TAG] or hf-hub:ORG/REPO (default: the architecture a zoo --checkpoint names, else the bundled "
+        "demo model)",
+    )
+    parser.add_argument("--checkpoint", help="a local weight file (zoo safetensors, authors' .pth, Google .npz)")
+    parser.add_argument("--model-kwargs", default="", help="model overrides as JSON, e.g. '{\"num_classes\": 174}'")
+    parser.add_argument("--views", default="1x1", help="CLIPSxCROPS per video, e.g. 10x3 (the paper's)")
+    parser.add_argument("--batch-size", type=int, default=8, help="views per forward pass")
+    parser.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:1 ...")
+
+
+def _add_inference_parsers(commands: argparse._SubParsersAction) -> None:
+    predict = commands.add_parser("predict", help="classify video files; labels with scores")
+    predict.add_argument("videos", nargs="+", metavar="VIDEO", help="video files or frame folders")
+    _add_model_arguments(predict)
+    predict.add_argument("--topk", type=int, default=5, help="classes to print per video")
+    predict.add_argument("--json", action="store_true", help='one JSON object per video: {"video", "model", ...}')
+    predict.set_defaults(func=_cmd_predict)
+
+    evaluate = commands.add_parser("evaluate", help="top-1, top-5 and mean per-class accuracy on a video list")
+    _add_model_arguments(evaluate)
+    evaluate.add_argument("--list", required=True, help="'path label' lines, a path,label CSV or a frame-folder list")
+    evaluate.add_argument("--data-root", default="", help="folder the list paths are relative to")
+    evaluate.add_argument("--labels", help="class names, one per line (default: the model's)")
+    evaluate.add_argument("--num-workers", type=int, default=0, help="decoding processes")
+    evaluate.add_argument("--no-progress", action="store_true", help="no progress bar")
+    evaluate.set_defaults(func=_cmd_evaluate)
+
+
+def _cmd_benchmark(args: argparse.Namespace) -> int:
+    from .benchmark import SUITES, format_table, run_benchmarks
+
+    suites = [s.strip() for s in args.suite.split(",") if s.strip()]
+    suites = list(SUITES) if "all" in suites else suites
+    unknown = sorted(set(suites) - set(SUITES))
+    dtypes = [d.strip() for d in args.dtypes.split(",")] if args.dtypes else None
+    if unknown or any(d not in ("fp32", "bf16", "fp16") for d in dtypes or ()):
+        message = f"suites are {','.join(SUITES)},all; dtypes fp32,bf16,fp16"
+        print(f"tokshift-zoo benchmark: error: {message}", file=sys.stderr)
+        return 2
+
+    def report(suite: str, result: object) -> None:
+        print(f"\n== {suite}")
+        if isinstance(result, dict) and suite == "shift":
+            print(format_table([result["models"]]))
+            print(
+                f"\nthe shift alone at {result['shift_shape']}; matches the authors' result: "
+                f"{result['matches_authors']}; class-token channels moved: {result['class_token_channels']} "
+                f"of {result['tokens_elements']} elements"
+            )
+            print(format_table(result["shift"]))
+        elif isinstance(result, dict):
+            print("\n".join(f"{key}: {value}" for key, value in result.items()))
+        else:
+            print(format_table(result))
+        sys.stdout.flush()
+
+    try:
+        results = run_benchmarks(
+            suites,
+            models=args.models,
+            device=args.device,
+            dtypes=dtypes,
+            compile=args.compile,
+            batch_size=args.batch_size,
+            num_frames=args.frames,
+            reps=args.reps,
+            video=args.video,
+            video_seconds=args.video_seconds,
+            workers=[int(w) for w in args.workers.split(",")],
+            workdir=args.workdir,
+            report=report,
+        )
+    except (RuntimeError, ValueError) as err:
+        print(f"tokshift-zoo benchmark: error: {err}", file=sys.stderr)
+        return 1
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as file:
+            json.dump(results, file, indent=2)
+        print(f"\nwrote {args.json}")
+    return 0
+
+
+def _add_benchmark_parser(commands: argparse._SubParsersAction) -> None:
+    bench = commands.add_parser(
+        "benchmark",
+        help="speed, FLOP rate, the shift's cost, attention, decoding and memory, each against a same-run reference",
+        description="Each figure is measured in rounds interleaved with its reference (a GEMM of the model's MLP "
+        "shape, timm's plain ViT on the same frames, decoding every frame, ...) and reported as a ratio, so it "
+        "survives a busy machine. Defaults: on CPU the Base-224 8-frame models in fp32, batch 1; on GPU all "
+        "models, fp32 and bf16, batch 8.",
+    )
+    bench.add_argument("--models", help="glob on zoo model names (default: '*base16_224_8f' on CPU, '*' on GPU)")
+    bench.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    bench.add_argument("--dtypes", help="comma list of fp32, bf16, fp16 (default: fp32 on CPU, fp32,bf16 on GPU)")
+    bench.add_argument("--compile", action="store_true", help="also time torch.compile'd models")
+    bench.add_argument("--batch-size", type=int, help="clips per forward (default: 1 on CPU, 8 on GPU)")
+    bench.add_argument("--frames", type=int, help="frames per clip (default: each model's own)")
+    bench.add_argument("--reps", type=int, help="measurement rounds (default: 3 on CPU, 10 on GPU)")
+    bench.add_argument(
+        "--suite",
+        default="model,breakdown,shift,attention",  # benchmark.DEFAULT_SUITES (not imported: torch is slow to load)
+        help="comma list of model,breakdown,shift,attention,decode,loader,memory, or all (default: the first four; "
+        "all takes about 15 minutes on two CPU cores, the first time a few more to write the synthetic videos)",
+    )
+    bench.add_argument("--video", help="decode suite: a long video file (default: write a synthetic 720p30 one)")
+    bench.add_argument("--video-seconds", type=float, default=300.0, help="length of the synthetic video")
+    bench.add_argument("--workdir", help="folder for the synthetic videos (default ~/.cache/tokshift_zoo/benchmark)")
+    bench.add_argument("--workers", default="0,1,2", help="loader suite: comma list of worker counts")
+    bench.add_argument("--json", metavar="OUT", help="also write every figure and the environment to this file")
+    bench.set_defaults(func=_cmd_benchmark)
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import write_demo_clip
+    from .inference import predict
+    from .models.registry import DEFAULT_MODEL
+    from .ready import load
+
+    os.makedirs(args.output, exist_ok=True)
+    path = os.path.join(args.output, "demo_clip.mp4")
+    truth = write_demo_clip(path, args.direction, args.seed)
+    model = load(DEFAULT_MODEL, device=args.device)
+    predictions = predict(model, path, views="1x3", topk=4)
+    print(f"wrote {path}: a synthetic clip of an object {truth.replace('_', ' ')}")
+    print(f"{DEFAULT_MODEL} says:")
+    for p in predictions:
+        print(f"  {p['score']:7.2%}  {p['label']}")
+    return 0
+
+
+def _cmd_train_demo(args: argparse.Namespace) -> int:
+    from .demo import train_demo_model
+
+    for fold_div in (4, 0) if args.with_baseline else (4,):
+        result = train_demo_model(args.workdir, fold_div=fold_div, install=args.install and fold_div != 0)
+        print(json.dumps(result, indent=2))
+    return 0
+
+
+def _add_demo_parsers(commands: argparse._SubParsersAction) -> None:
+    demo = commands.add_parser("demo", help="write a synthetic motion clip and classify it with the bundled model")
+    demo.add_argument("--output", default="demo_out", help="folder for the clip")
+    demo.add_argument("--direction", choices=["moving_left", "moving_right", "moving_up", "moving_down"])
+    demo.add_argument("--seed", type=int, default=0, help="the clip's random seed")
+    demo.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda ...")
+    demo.set_defaults(func=_cmd_demo)
+
+    train_demo = commands.add_parser(
+        "train-demo", help="train the bundled demo model from scratch (the recipe), and score it on fresh clips"
+    )
+    train_demo.add_argument("--workdir", default="runs/demo", help="folder for data, checkpoints and metrics")
+    train_demo.add_argument("--with-baseline", action="store_true", help="also train the same-size plain ViT")
+    train_demo.add_argument("--install", action="store_true", help="copy the TokShift weights into the package")
+    train_demo.set_defaults(func=_cmd_train_demo)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every ``tokshift-zoo`` command."""
+    parser = argparse.ArgumentParser(prog="tokshift-zoo", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    models = commands.add_parser("models", help="list the zoo's models with params, FLOPs and weights")
+    models.add_argument("--filter", default="", help="glob on model names, e.g. 'tokshift_large*'")
+    models.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    models.set_defaults(func=_cmd_models)
+
+    _add_train_parser(commands)
+    _add_weights_parsers(commands)
+    _add_inference_parsers(commands)
+    _add_demo_parsers(commands)
+    _add_benchmark_parser(commands)
+
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``tokshift-zoo`` console script; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
