@@ -7,7 +7,6 @@ decoded frames -> the batch of its views, on the model's device and dtype) and `
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Callable
 from typing import Any
@@ -22,7 +21,6 @@ from .video.transforms import resolve_data_config
 
 __all__ = ["load", "resolve_device", "resolve_dtype", "hub_entrypoints"]
 
-_logger = logging.getLogger(__name__)
 
 _DTYPES = {
     "float32": torch.float32,

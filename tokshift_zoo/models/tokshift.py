@@ -14,7 +14,6 @@ the registered builders.
 
 from __future__ import annotations
 
-import logging
 import re
 from functools import partial
 from typing import Any
@@ -31,8 +30,6 @@ from torch.utils.checkpoint import checkpoint
 from .registry import KINETICS400_LABELS, VideoCfg, get_video_cfg, register_video_cfgs
 
 __all__ = ["token_shift", "TokShiftBlock", "VideoVisionTransformer", "checkpoint_filter_fn"]
-
-_logger = logging.getLogger(__name__)
 
 
 def token_shift(x: torch.Tensor, num_frames: int, fold_div: int = 4, inplace: bool = False) -> torch.Tensor:
