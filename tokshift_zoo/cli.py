@@ -318,7 +318,7 @@ def _add_benchmark_parser(commands: argparse._SubParsersAction) -> None:
         "--suite",
         default="model,breakdown,shift,attention",  # benchmark.DEFAULT_SUITES (not imported: torch is slow to load)
         help="comma list of model,breakdown,shift,attention,decode,loader,memory, or all (default: the first four; "
-        "all takes about 15 minutes on two CPU cores, the first time a few more to write the synthetic videos)",
+        "all takes 7-15 minutes on two CPU cores, the first time 3 more to write the synthetic videos)",
     )
     bench.add_argument("--video", help="decode suite: a long video file (default: write a synthetic 720p30 one)")
     bench.add_argument("--video-seconds", type=float, default=300.0, help="length of the synthetic video")
