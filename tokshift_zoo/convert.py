@@ -30,6 +30,7 @@ from huggingface_hub import CommitOperationAdd, HfApi
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from .atomic import atomic_write
 from .models.registry import get_video_cfg, list_models
 from .models.tokshift import checkpoint_filter_fn
 from .weights import load_state_dict_file, sha256_file
@@ -140,21 +141,6 @@ def detect_architecture(state_dict: dict[str, Any], default: str = DEFAULT_ARCHI
     raise ConversionError(f"these weights ({found}) fit {', '.join(candidates)}; choose one with --model")
 
 
-def _write_atomic(tensors: dict[str, torch.Tensor], dst: Path, metadata: dict[str, str]) -> None:
-    """Write a safetensors file to a temporary name beside ``dst`` and rename it: ``dst`` is whole or untouched."""
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata=metadata)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, dst)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def convert(
     src: str | os.PathLike,
     dst: str | os.PathLike,
@@ -246,7 +232,8 @@ def convert(
         if isinstance(value, int | float) or (isinstance(value, torch.Tensor) and value.numel() == 1):
             metadata[f"source_{key}"] = str(value.item() if isinstance(value, torch.Tensor) else value)
     tensors = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-    _write_atomic(tensors, dst, metadata)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(dst, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
     sha256 = sha256_file(dst)
     _logger.info("converted %s (sha256 %s) -> %s (%s, sha256 %s)", src, source_sha256, dst, model_name, sha256)
     return Converted(dst, model_name, model_kwargs, tag, sha256, source_sha256)

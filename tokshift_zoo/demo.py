@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from .atomic import atomic_write
 from .synthetic import MOTION_LABELS, make_motion_clip, write_motion_dataset
 from .video.io import write_video
 
@@ -111,10 +112,7 @@ def train_demo_model(
     weights = Path(result["best"])
     if install:
         target = Path(__file__).parent / "data" / f"{DEMO_MODEL}.safetensors"
-        partial = target.with_name(target.name + ".incomplete")
-        shutil.copyfile(weights, partial)
-        os.replace(partial, target)
-        weights = target
+        weights = atomic_write(target, lambda tmp: shutil.copyfile(weights, tmp))
     return {
         "model": DEMO_MODEL if fold_div else f"{DEMO_MODEL} (fold_div=0: plain ViT)",
         "held_out_top1": score["top1"],

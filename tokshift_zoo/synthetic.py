@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from .atomic import atomic_write
 from .video.io import write_video
 
 __all__ = ["MOTION_LABELS", "make_motion_clip", "random_clip_size", "write_motion_dataset"]
@@ -208,8 +209,4 @@ def write_motion_dataset(
         write_video(root / relative, clip, fps=int(rng.choice(list(fps))))
         lines.append(f"{relative} {int(label)}\n")
     (root / "labels.txt").write_text("".join(f"{name}\n" for name in MOTION_LABELS))
-    list_path = root / list_name
-    partial = list_path.with_name(list_path.name + ".incomplete")
-    partial.write_text("".join(lines))
-    os.replace(partial, list_path)
-    return list_path
+    return atomic_write(root / list_name, lambda tmp: tmp.write_text("".join(lines)))

@@ -50,6 +50,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
+from ..atomic import atomic_write
 from ..factory import create_model
 from ..models.registry import get_video_cfg
 from ..video import DataConfig, resolve_data_config
@@ -295,18 +296,6 @@ def _set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state(state["cuda"])
 
 
-def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """``write`` a temporary file beside ``path``, then rename it over ``path`` (never a half-written file)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        write(tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def _checkpoints(output: str | os.PathLike) -> dict[int, Path]:
     """The epoch checkpoints in ``output``, by epoch."""
     found = {}
@@ -336,7 +325,7 @@ def _save_best(
     tensors = {k: v.contiguous() for k, v in state_dict.items()}
     meta = {"format": "pt", "pretrained_cfg": json.dumps(pretrained_cfg)}
     meta.update({k: json.dumps(v) for k, v in metadata.items()})
-    _atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=meta))
+    atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=meta))
 
 
 # --- epochs ---------------------------------------------------------------------------------------------------
@@ -632,7 +621,7 @@ def _truncate_metrics(path: Path, epochs_done: int) -> None:
         for line in path.read_text(encoding="utf-8").splitlines()
         if line.strip() and json.loads(line)["epoch"] <= epochs_done
     ]
-    _atomic_write(path, lambda tmp: tmp.write_text("".join(line + "\n" for line in kept), encoding="utf-8"))
+    atomic_write(path, lambda tmp: tmp.write_text("".join(line + "\n" for line in kept), encoding="utf-8"))
 
 
 @dataclass
@@ -671,7 +660,7 @@ class _Run:
             "label_names": self.label_names,
             "config": json.dumps(asdict(config)),
         }
-        _atomic_write(path, lambda tmp: torch.save(state, tmp))
+        atomic_write(path, lambda tmp: torch.save(state, tmp))
         for done, stale in _checkpoints(output).items():  # older ones, and later ones of an abandoned branch
             if not epoch - config.keep_checkpoints < done <= epoch:
                 stale.unlink()

@@ -17,11 +17,14 @@ import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
+from pathlib import Path
 
 import av
 import numpy as np
 import torch
 from PIL import Image
+
+from ..atomic import atomic_write
 
 __all__ = [
     "VideoInfo",
@@ -353,11 +356,9 @@ def write_video(
     frames = np.ascontiguousarray(torch.as_tensor(frames).numpy())
     if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
         raise ValueError(f"expected uint8 frames (T, H, W, 3), got {frames.dtype} of shape {frames.shape}")
-    path = os.fspath(path)
-    stem, ext = os.path.splitext(path)
-    partial = f"{stem}.incomplete{ext}"  # the extension tells FFmpeg the container
-    try:
-        with av.open(partial, mode="w") as container:
+
+    def encode(partial: Path) -> None:
+        with av.open(str(partial), mode="w") as container:  # the extension tells FFmpeg the container
             stream = container.add_stream(codec, rate=fps)
             stream.height, stream.width = frames.shape[1:3]
             stream.pix_fmt = "yuvj420p" if codec == "mjpeg" else "yuv420p"  # MJPEG takes full-range YUV
@@ -366,8 +367,5 @@ def write_video(
             for frame in frames:
                 container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
             container.mux(stream.encode())
-    except BaseException:
-        if os.path.exists(partial):
-            os.remove(partial)
-        raise
-    os.replace(partial, path)
+
+    atomic_write(path, encode)
