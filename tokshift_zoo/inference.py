@@ -187,9 +187,7 @@ def evaluate(
     samples = list(samples)
     _, dtype = _model_device_dtype(model)
     preprocess = VideoPreprocess(resolve_data_config(model), views, "cpu", dtype)
-    loader = DataLoader(
-        _ViewsDataset(samples, preprocess), batch_size=None, num_workers=num_workers, collate_fn=lambda item: item
-    )
+    loader = DataLoader(_ViewsDataset(samples, preprocess), batch_size=None, num_workers=num_workers)
     num_classes = model.num_classes
     hits1 = hits5 = 0
     per_class = torch.zeros(num_classes, 2)  # (correct, total) per true class
