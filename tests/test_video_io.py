@@ -60,6 +60,24 @@ def test_only_the_requested_frames_are_decoded(tmp_path, caplog):
     assert 3 <= record.seeks <= 24
 
 
+@pytest.mark.parametrize(
+    "name, codec, options",
+    [
+        ("h264.mp4", "libx264", {"x264-params": "scenecut=0:bframes=3:b-pyramid=normal"}),  # B-refs: some kept
+        ("mpeg4.avi", "mpeg4", {"bf": "2"}),  # no B-frame is a reference
+    ],
+)
+def test_non_reference_frames_are_skipped_on_the_way(tmp_path, caplog, name, codec, options):
+    path = write_video(tmp_path / name, index_frames(60), codec=codec, gop=60, options=options)
+    assert read_video_info(path).keyframes == (0,)  # so reaching frame 50 means going through frames 0-49
+    wanted = [50, 13, 14]
+    with caplog.at_level(logging.DEBUG, logger="tokshift_zoo.video.io"):
+        frames = decode_frames(path, wanted)
+    (record,) = [r for r in caplog.records if hasattr(r, "frames_decoded")]
+    assert record.frames_decoded <= 40  # of the 51 frames up to frame 50: the B-frames not wanted are skipped
+    assert torch.equal(frames, load_video(path)[wanted])  # bit for bit what decoding every frame gives
+
+
 def test_load_video_decodes_everything_in_order(tmp_path):
     path = write_video(tmp_path / "clip.webm", index_frames(20))
     frames = load_video(path)

@@ -12,7 +12,7 @@ reads the mean of each block's inner half.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from fractions import Fraction
 from pathlib import Path
 
@@ -92,6 +92,7 @@ def write_video(
     pix_fmt: str | None = None,
     gop: int | None = None,
     timestamps_ms: Sequence[int] | None = None,
+    options: Mapping[str, str] | None = None,
 ) -> Path:
     """Encode RGB frames into a video file; the container follows the extension.
 
@@ -106,6 +107,7 @@ def write_video(
         gop: keyframe interval in frames (small values make seeking matter).
         timestamps_ms: per-frame presentation times in milliseconds, increasing, for variable-frame-rate video;
             ``None`` gives evenly spaced frames at ``fps``.
+        options: encoder options, added to the quick defaults, e.g. ``{"bf": "2"}`` (B-frames for ``mpeg4``).
 
     Returns:
         ``Path(path)``.
@@ -119,7 +121,7 @@ def write_video(
     if timestamps_ms is not None and len(timestamps_ms) != len(frames):
         raise ValueError(f"{len(timestamps_ms)} timestamps for {len(frames)} frames")
     with av.open(str(path), "w") as container:
-        stream = container.add_stream(codec, rate=fps, options=_CODEC_OPTIONS.get(codec, {}))
+        stream = container.add_stream(codec, rate=fps, options={**_CODEC_OPTIONS.get(codec, {}), **(options or {})})
         stream.height, stream.width = frames.shape[1:3]
         stream.pix_fmt = pix_fmt
         if gop is not None:

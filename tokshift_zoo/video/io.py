@@ -3,7 +3,8 @@
 The only module of the package that imports ``av``. A frame index is a position in presentation order: a
 one-time pass over the video stream's packets (no decoding) collects their timestamps, and the sorted timestamps
 number the frames, so variable-frame-rate video maps indices to the right frames. Decoding then seeks to the
-keyframe before each run of wanted frames and decodes forward only to the last frame of the run.
+keyframe before each run of wanted frames and decodes forward only to the last frame of the run. On the way,
+frames that no other frame references (most B-frames) are skipped, not decoded, where the codec makes that safe.
 
 Every failure to read a file raises ``VideoReadError`` naming the file and the reason.
 """
@@ -41,6 +42,11 @@ __all__ = [
 FRAME_TEMPLATE = "img_{:05d}.jpg"  # the TokShift authors' extracted frames, numbered from 1
 
 logger = logging.getLogger(__name__)
+
+# Codecs whose non-reference frames (FFmpeg's AVDISCARD_NONREF) no other frame reads: H.264 (nal_ref_idc 0) and
+# MPEG-1/2/4 Part 2 B-frames. Not HEVC, where a sub-layer non-reference picture may be referenced by a picture of a
+# higher temporal sub-layer, nor VP8/VP9/AV1, whose decoders apply the setting differently.
+_NONREF_SKIPPABLE = frozenset({"h264", "mpeg1video", "mpeg2video", "mpeg4"})
 
 
 class VideoReadError(ValueError):
@@ -212,20 +218,27 @@ class _Decoder:
 
     def run(self, run: list[int]) -> None:
         """Seek to the keyframe before ``run[0]`` and decode forward to ``run[-1]``, keeping the frames in
-        ``run``. A frame that does not come out (a damaged file) is left missing for the caller to report."""
+        ``run``; non-reference frames outside ``run`` are skipped where the codec allows it. A frame that does
+        not come out (a damaged file) is left missing for the caller to report."""
         seek_to = _keyframe_before(self.info.keyframes, run[0])
         self.container.seek(self.info.pts[seek_to], stream=self.stream, backward=True, any_frame=False)
         self.seeks += 1
         wanted = set(run)
-        for frame in self.container.decode(self.stream):
-            self.decoded += 1
-            index = self.index_of.get(frame.pts)
-            if index is None:  # a frame whose packet was dropped as corrupt
-                continue
-            if index in wanted:
-                self._keep(frame, index)
-            if index >= run[-1]:
-                return
+        wanted_pts = {self.info.pts[index] for index in run}
+        codec = self.stream.codec_context
+        skip_nonref = codec.name in _NONREF_SKIPPABLE
+        for packet in self.container.demux(self.stream):
+            if skip_nonref:  # read per packet, also by frame threads: a wanted frame is always decoded
+                codec.skip_frame = "DEFAULT" if packet.pts is None or packet.pts in wanted_pts else "NONREF"
+            for frame in self.stream.decode(packet):
+                self.decoded += 1
+                index = self.index_of.get(frame.pts)
+                if index is None:  # a frame whose packet was dropped as corrupt
+                    continue
+                if index in wanted:
+                    self._keep(frame, index)
+                if index >= run[-1]:
+                    return
 
     def in_order(self) -> None:
         """Frames without usable timestamps: decode from the start, numbering frames in output order."""
@@ -242,9 +255,11 @@ def decode_frames(path: str | os.PathLike, indices: Iterable[int], info: VideoIn
     """Decode the frames at ``indices`` (0-based, presentation order), seeking instead of decoding everything.
 
     The sorted unique indices are grouped into runs; each run costs one seek to the keyframe before its first
-    frame and decoding forward to its last frame, and a new run starts only where seeking skips frames. A
-    debug record on this module's logger (``logging.getLogger("tokshift_zoo.video.io")``) reports the work done,
-    with ``frames_decoded`` and ``seeks`` as record attributes.
+    frame and decoding forward to its last frame, and a new run starts only where seeking skips frames. On the
+    way, H.264 and MPEG-1/2/4 frames that no other frame references (B-frames, mostly) are skipped undecoded
+    unless they are wanted; the frames returned are bit for bit those of decoding everything. A debug record
+    on this module's logger (``logging.getLogger("tokshift_zoo.video.io")``) reports the work done, with
+    ``frames_decoded`` (frames that came out of the decoder) and ``seeks`` as record attributes.
 
     Truncated files: frames are counted by demuxing (see ``VideoInfo.num_frames``), so a cut file has as many
     frames as it still holds and any index below that decodes. A frame the decoder fails on raises
