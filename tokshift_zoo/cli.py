@@ -313,7 +313,7 @@ def _add_benchmark_parser(commands: argparse._SubParsersAction) -> None:
     bench.add_argument("--compile", action="store_true", help="also time torch.compile'd models")
     bench.add_argument("--batch-size", type=int, help="clips per forward (default: 1 on CPU, 8 on GPU)")
     bench.add_argument("--frames", type=int, help="frames per clip (default: each model's own)")
-    bench.add_argument("--reps", type=int, help="measurement rounds (default: 3 on CPU, 10 on GPU)")
+    bench.add_argument("--reps", type=int, help="measurement rounds (default: 3 on CPU, 10 on GPU; 2 for decode)")
     bench.add_argument(
         "--suite",
         default="model,breakdown,shift,attention",  # benchmark.DEFAULT_SUITES (not imported: torch is slow to load)
