@@ -59,6 +59,7 @@ def test_shift_suite_on_a_tiny_model():
     result = benchmark.shift_suite(reps=2, model_kwargs=dict(TINY_ARGS, num_frames=4))
     models = result["models"]
     assert models["frames"] == 4 and models["ratio"] > 0 and models["zoo_vit_ratio"] > 0
+    assert models["ratio_range"][0] <= models["ratio"] <= models["ratio_range"][1]
     assert result["matches_authors"]
     rows = {row["shift"]: row for row in result["shift"]}
     assert set(rows) == {"in_place", "copy", "authors"}

@@ -531,8 +531,10 @@ def shift_suite(
 
     The three models are timed in interleaved rounds on the same clip: timm's image ViT on the B*T frames, the
     zoo's ViT baseline (the same model without the shift) and TokShift; ``ratio`` is TokShift's time over
-    timm's. The shift alone is timed at the model's token shape three ways: in place (what the model runs),
-    on a copy (``token_shift`` by default) and as the authors wrote it, with the elements each writes.
+    timm's (the median of the per-round ratios; ``ratio_range`` shows their spread: a shared machine's rounds
+    can differ by 10% or more, and a median of few rounds by several percent). The shift alone is timed at the
+    model's token shape three ways: in place (what the model runs), on a copy (``token_shift`` by default) and
+    as the authors wrote it, with the elements each writes.
     """
     import timm
 
@@ -564,6 +566,7 @@ def shift_suite(
         reps=reps,
         warmup=warmup,
     )
+    rounds = [a / b for a, b in zip(times["tokshift"], times["timm_vit"], strict=True)]
     models = {
         "model": name,
         "reference": f"timm {timm_name} on the same {batch_size}x{num_frames} frames",
@@ -574,6 +577,7 @@ def shift_suite(
         "tokshift_ms": _sig(1e3 * statistics.median(times["tokshift"])),
         "ratio": round(paired_ratio(times["tokshift"], times["timm_vit"]), 4),
         "ratio_best": round(min(times["tokshift"]) / min(times["timm_vit"]), 4),
+        "ratio_range": [round(min(rounds), 4), round(max(rounds), 4)],  # the machine's noise, round to round
         "zoo_vit_ratio": round(paired_ratio(times["zoo_vit"], times["timm_vit"]), 4),
         "reps": reps,
     }
