@@ -60,15 +60,10 @@ def test_only_the_requested_frames_are_decoded(tmp_path, caplog):
     assert 3 <= record.seeks <= 24
 
 
-@pytest.mark.parametrize(
-    "name, codec, options",
-    [
-        ("h264.mp4", "libx264", {"x264-params": "scenecut=0:bframes=3:b-pyramid=normal"}),  # B-refs: some kept
-        ("mpeg4.avi", "mpeg4", {"bf": "2"}),  # no B-frame is a reference
-    ],
-)
-def test_non_reference_frames_are_skipped_on_the_way(tmp_path, caplog, name, codec, options):
-    path = write_video(tmp_path / name, index_frames(60), codec=codec, gop=60, options=options)
+@pytest.mark.parametrize("name", ["h264.mp4", "h264.mkv"])
+def test_non_reference_frames_are_skipped_on_the_way(tmp_path, caplog, name):
+    options = {"x264-params": "scenecut=0:bframes=3:b-pyramid=normal"}  # the middle B-frame is a reference
+    path = write_video(tmp_path / name, index_frames(60), gop=60, options=options)
     assert read_video_info(path).keyframes == (0,)  # so reaching frame 50 means going through frames 0-49
     wanted = [50, 13, 14]
     with caplog.at_level(logging.DEBUG, logger="tokshift_zoo.video.io"):

@@ -107,7 +107,7 @@ def write_video(
         gop: keyframe interval in frames (small values make seeking matter).
         timestamps_ms: per-frame presentation times in milliseconds, increasing, for variable-frame-rate video;
             ``None`` gives evenly spaced frames at ``fps``.
-        options: encoder options, added to the quick defaults, e.g. ``{"bf": "2"}`` (B-frames for ``mpeg4``).
+        options: encoder options, added to the quick defaults, e.g. ``{"x264-params": "bframes=3"}``.
 
     Returns:
         ``Path(path)``.

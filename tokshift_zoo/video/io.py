@@ -43,10 +43,12 @@ FRAME_TEMPLATE = "img_{:05d}.jpg"  # the TokShift authors' extracted frames, num
 
 logger = logging.getLogger(__name__)
 
-# Codecs whose non-reference frames (FFmpeg's AVDISCARD_NONREF) no other frame reads: H.264 (nal_ref_idc 0) and
-# MPEG-1/2/4 Part 2 B-frames. Not HEVC, where a sub-layer non-reference picture may be referenced by a picture of a
-# higher temporal sub-layer, nor VP8/VP9/AV1, whose decoders apply the setting differently.
-_NONREF_SKIPPABLE = frozenset({"h264", "mpeg1video", "mpeg2video", "mpeg4"})
+# Codecs whose non-reference frames (FFmpeg's AVDISCARD_NONREF) no other frame reads and whose packets carry one
+# frame each, so a packet's timestamp says which frame it holds: H.264 (a frame with nal_ref_idc 0). Not HEVC,
+# where a sub-layer non-reference picture may be referenced by a picture of a higher temporal sub-layer; not
+# MPEG-4 Part 2, whose AVI files may pack a B-frame into the packet of the frame before it; not VP8/VP9/AV1,
+# whose decoders apply the setting differently.
+_NONREF_SKIPPABLE = frozenset({"h264"})
 
 
 class VideoReadError(ValueError):
@@ -256,8 +258,8 @@ def decode_frames(path: str | os.PathLike, indices: Iterable[int], info: VideoIn
 
     The sorted unique indices are grouped into runs; each run costs one seek to the keyframe before its first
     frame and decoding forward to its last frame, and a new run starts only where seeking skips frames. On the
-    way, H.264 and MPEG-1/2/4 frames that no other frame references (B-frames, mostly) are skipped undecoded
-    unless they are wanted; the frames returned are bit for bit those of decoding everything. A debug record
+    way, H.264 frames that no other frame references (B-frames, mostly) are skipped undecoded unless they are
+    wanted; the frames returned are bit for bit those of decoding everything. A debug record
     on this module's logger (``logging.getLogger("tokshift_zoo.video.io")``) reports the work done, with
     ``frames_decoded`` (frames that came out of the decoder) and ``seeks`` as record attributes.
 
