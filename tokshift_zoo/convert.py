@@ -33,7 +33,8 @@ from .atomic import atomic_write
 from .errors import WeightsError
 from .models.checkpoints import checkpoint_filter_fn
 from .models.registry import get_video_cfg, list_models
-from .weights import load_state_dict_file, read_safetensors_metadata, sha256_file
+from .weights.local import load_state_dict_file, read_safetensors_metadata
+from .weights.pins import sha256_file
 
 __all__ = [
     "ConversionError",
@@ -148,6 +149,7 @@ def convert(
     *,
     model_kwargs: dict[str, Any] | None = None,
     tag: str = "k400",
+    require_classes: int | None = None,
 ) -> Converted:
     """Convert a weight file (the authors' release, or any format ``checkpoint_filter_fn`` reads) to the zoo's
     safetensors, refusing anything that does not map exactly onto the architecture.
@@ -160,6 +162,7 @@ def convert(
         model_kwargs: builder overrides for a non-registry size (e.g. ``embed_dim``, ``depth``); the head's
             class count is read from the file.
         tag: the registry tag whose preprocessing and labels these weights use (recorded in the metadata).
+        require_classes: refuse a head with another class count (400 for the authors' Kinetics-400 release).
 
     Returns:
         What was written. The file's metadata holds ``architecture``, ``model_kwargs`` (JSON), ``tag``,
@@ -188,11 +191,17 @@ def convert(
     pretrained_cfg = f"{model_name}.{tag}"
     if pretrained_cfg not in list_models(pretrained=True):
         raise ConversionError(f"no registry entry {pretrained_cfg}; known: {list_models(pretrained=True)}")
+    if require_classes is not None and found.num_classes != require_classes:
+        raise ConversionError(
+            f"{src}: expected a {require_classes}-class head, found "
+            + (f"{found.num_classes} classes" if found.num_classes else "no head")
+        )
     default_classes = timm.models.get_pretrained_cfg(pretrained_cfg).num_classes
     if found.num_classes != default_classes:
         model_kwargs["num_classes"] = found.num_classes
 
-    model = timm.create_model(model_name, pretrained_cfg=tag, **model_kwargs)
+    with torch.device("meta"):  # names and shapes only: no memory, no init of a model the size of the file
+        model = timm.create_model(model_name, pretrained_cfg=tag, **model_kwargs)
     try:
         mapped = checkpoint_filter_fn(raw, model)
     except WeightsError as err:
@@ -216,7 +225,6 @@ def convert(
                 if keys
             )
         )
-    model.load_state_dict(mapped, strict=True)
 
     source_sha256 = sha256_file(src)
     metadata = {
@@ -231,7 +239,7 @@ def convert(
         value = raw.get(key) if "state_dict" in raw else None
         if isinstance(value, int | float) or (isinstance(value, torch.Tensor) and value.numel() == 1):
             metadata[f"source_{key}"] = str(value.item() if isinstance(value, torch.Tensor) else value)
-    tensors = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    tensors = {k: mapped[k].detach().contiguous() for k in own}
     dst.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(dst, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
     sha256 = sha256_file(dst)

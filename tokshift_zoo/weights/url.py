@@ -15,15 +15,20 @@ from tqdm.auto import tqdm
 from ..errors import ChecksumError, ConfigError, DownloadError, NotCachedError
 from .pins import SHA256_HEX, Fetched, cache_lock, require_safetensors, sha256_file
 
-__all__ = ["fetch_url", "url_cache_dir"]
+__all__ = ["fetch_url", "http_download", "url_cache_dir", "zoo_cache_root"]
+
+
+def zoo_cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
+    """The zoo's own cache: ``$TOKSHIFT_ZOO_CACHE``, else ``tokshift-zoo`` beside the Hugging Face hub cache."""
+    if os.environ.get("TOKSHIFT_ZOO_CACHE"):
+        return Path(os.environ["TOKSHIFT_ZOO_CACHE"]).expanduser()
+    hub_cache = Path(cache_dir or hf_constants.HF_HUB_CACHE).expanduser()
+    return hub_cache.parent / "tokshift-zoo"
 
 
 def url_cache_dir(cache_dir: str | os.PathLike | None = None) -> Path:
-    """Where URL downloads are kept: ``$TOKSHIFT_ZOO_CACHE``, else ``tokshift-zoo/urls`` beside the hub cache."""
-    if os.environ.get("TOKSHIFT_ZOO_CACHE"):
-        return Path(os.environ["TOKSHIFT_ZOO_CACHE"]).expanduser() / "urls"
-    hub_cache = Path(cache_dir or hf_constants.HF_HUB_CACHE).expanduser()
-    return hub_cache.parent / "tokshift-zoo" / "urls"
+    """Where URL downloads are kept: ``urls`` in the zoo's cache (``zoo_cache_root``)."""
+    return zoo_cache_root(cache_dir) / "urls"
 
 
 def fetch_url(
@@ -59,7 +64,7 @@ def fetch_url(
         if final.is_file():  # another process finished it while we waited
             return _verify_url_file(final, url, sha256)
         partial = final.with_name(final.name + ".incomplete")
-        _http_download(url, partial)
+        http_download(url, partial)
         actual = sha256_file(partial)
         if actual != sha256:
             partial.unlink()
@@ -82,7 +87,7 @@ def _verify_url_file(path: Path, url: str, sha256: str) -> Fetched:
     return Fetched(path, url, sha256=sha256, verified_by="registry pin")
 
 
-def _http_download(url: str, partial: Path, _restarted: bool = False) -> None:
+def http_download(url: str, partial: Path) -> None:
     """GET ``url`` into ``partial``, appending to what is there (Range request) when the server allows it."""
     have = partial.stat().st_size if partial.exists() else 0
     headers = {"Range": f"bytes={have}-"} if have else {}
