@@ -58,7 +58,7 @@ def _paper_gflops(arch: str, video: VideoCfg) -> float | None:
     return next((f for f in figures if f is not None), None)
 
 
-def _source(cfg: Mapping, hf_repo: str | None) -> tuple[str, str]:
+def _source(cfg: Mapping, hf_repo: str | None, drive_folder: str | None = None) -> tuple[str, str]:
     """(where the weights are, in words; the load instructions' Python code)."""
     name = f"{cfg['architecture']}.{cfg['tag']}"
     if hf_repo:
@@ -73,13 +73,32 @@ def _source(cfg: Mapping, hf_repo: str | None) -> tuple[str, str]:
     if url:
         return f"<{url}>", name
     origin = cfg.get("origin_url") or "the authors"
-    return f"not on a hub yet: the authors' Google Drive, linked from <{origin}>", ""
+    if drive_folder:
+        return (
+            f"the authors' release ([Google Drive](https://drive.google.com/drive/folders/{drive_folder}), linked "
+            f"from <{origin}>, or a mirror named by `TOKSHIFT_ZOO_AUTHORS_MIRROR`), converted to safetensors on "
+            "first use",
+            name,
+        )
+    return f"not on a hub yet: the authors, <{origin}>", ""
+
+
+def _license(cfg: Mapping) -> tuple[list[str], str]:
+    """(card metadata lines, the licence in words). The authors state no licence for their weights."""
+    license_id = cfg.get("license")
+    if license_id and license_id != "unknown":
+        return [f"license: {license_id}"], license_id
+    origin = cfg.get("origin_url") or ""
+    words = (
+        f"not stated by the authors (their repository, <{origin}>, has no licence file and its README names none)"
+    )
+    return ["license: other", "license_name: not-stated-by-the-authors", f"license_link: {origin}"], words
 
 
 def _metadata(name: str, cfg: Mapping, video: VideoCfg, dataset: tuple[str, str]) -> list[str]:
     lines = [
         "---",
-        f"license: {cfg.get('license') or 'unknown'}",
+        *_license(cfg)[0],
         "library_name: timm",
         "pipeline_tag: video-classification",
         "tags:",
@@ -133,7 +152,7 @@ def render_card(
     cfg, video = entry.timm_cfg(), entry.video
     sha256 = sha256 or video.sha256
     dataset = _DATASETS.get(video.dataset, (video.dataset or "unknown", video.dataset or "unknown"))
-    where, load_name = _source(cfg, hf_repo)
+    where, load_name = _source(cfg, hf_repo, entry.drive_folder)
     summary = (timm.models.model_entrypoint(arch).__doc__ or "").strip().splitlines()[0]
     res = cfg["input_size"][-1]
     classes = cfg.get("num_classes", 0)
@@ -164,6 +183,11 @@ def render_card(
     ]
     if sha256:
         lines.append(f"| sha256 | `{sha256}` |")
+    elif entry.drive_folder and not hf_repo:
+        lines.append(
+            "| sha256 | the authors publish none: the first download prints the file's sha256 and pins it, with "
+            "the converted file's, in your cache; every later load is checked against those pins |"
+        )
     elif load_name:
         lines.append("| sha256 | not pinned: every download is checked against the hub's LFS sha256 |")
     else:
@@ -174,7 +198,7 @@ def render_card(
         )
     lines += [
         f"| trained on | {dataset[0]} |",
-        f"| license | {cfg.get('license') or 'unknown'} |",
+        f"| license | {_license(cfg)[1]} |",
         "",
         "## Model",
         "",

@@ -12,14 +12,32 @@ from timm.data import IMAGENET_INCEPTION_MEAN, IMAGENET_INCEPTION_STD
 
 from .registry import KINETICS400_LABELS, ModelEntry, VideoCfg, package_file
 
-__all__ = ["ENTRIES", "PAPER_TABLE"]
+__all__ = ["AUTHORS_DRIVE_FOLDERS", "ENTRIES", "K400_HUB_COPIES", "PAPER_TABLE"]
 
 _PAPER = dict(
     paper_name="Token Shift Transformer for Video Classification",
     paper_ids="arXiv:2108.02432",
     origin_url="https://github.com/VideoNetworks/TokShift-Transformer",
-    license="apache-2.0",
 )
+# The authors' repository has no licence file and its README states none: the Kinetics-400 weights' licence is
+# unknown (model cards: `license: other` with a note). Google's ImageNet-21k ViT weights are Apache-2.0.
+K400_LICENSE = "unknown"
+IN21K_LICENSE = "apache-2.0"
+
+# The authors' Google Drive folder of each model's Kinetics-400 release (from their README).
+AUTHORS_DRIVE_FOLDERS = {
+    "vit_base16_224_8f": "1Bj5tc9dQmmJbhouytPOIYJlvK6O2yFyE",
+    "tokshift_base16_224_8f": "1ty6OqhZpUxSzokXmP1IUFpze5A0Gihuu",
+    "tokshift_base16_256_8f": "1xmW8VjYDdw996j17mHZhhjBnA2dJRj7a",
+    "tokshift_base16_384_8f": "1QNZWV9VUJuZdUzoU4NUtSZxFgLF3MONm",
+    "tokshift_base16_224_16f": "1w2XrDRLNJdDG1e6OczsxKEr6-LuwhVgv",
+    "tokshift_large16_384_8f": "1tTXo5NzV4d9FTmnh40sUTXPoyUxWkq-I",
+    "tokshift_large16_384_12f": "1vuDcSZLgzsicJr9d1yKSm5089fiN6PX7",
+}
+
+# Hub copies of the Kinetics-400 releases: name -> (ORG/REPO[@REVISION], sha256 of its model.safetensors). A
+# maintainer fills this with the lines `tokshift-zoo publish ORG` prints; an entry here is the first source.
+K400_HUB_COPIES: dict[str, tuple[str, str]] = {}
 _IN21K_HUB = {"base": "timm/vit_base_patch16_224.orig_in21k", "large": "timm/vit_large_patch16_224.orig_in21k"}
 
 
@@ -36,7 +54,9 @@ def _k400_cfg(res: int, **kwargs: Any) -> dict[str, Any]:
         first_conv="patch_embed.proj",
         classifier="head",
         fixed_input_size=True,
-        description="Kinetics-400 weights released by the authors (Google Drive); not yet on a hub.",
+        description="Kinetics-400 weights released by the authors (Google Drive), converted to safetensors by "
+        "tokshift-zoo on first use; licence not stated by the authors.",
+        license=K400_LICENSE,
         **_PAPER,
         **kwargs,
     )
@@ -54,6 +74,7 @@ def _in21k_cfg(size: str, res: int) -> dict[str, Any]:
         first_conv="patch_embed.proj",
         classifier="head",
         description="Google's ImageNet-21k ViT weights (timm's copy), the paper's starting point; no head.",
+        license=IN21K_LICENSE,
         **_PAPER,
     )
 
@@ -97,16 +118,12 @@ def _paper_entries() -> list[ModelEntry]:
         ModelEntry(name, "in21k", _in21k_cfg(size, res), VideoCfg(num_frames=frames, dataset="imagenet-21k"))
         for name, (frames, size, res, _, _) in PAPER_TABLE.items()
     ]
-    k400 = [
-        ModelEntry(
-            name,
-            "k400",
-            _k400_cfg(res),
-            VideoCfg(num_frames=frames, dataset="kinetics400", paper_top1=top1, paper_gflops=gflops),
-            default=True,
-        )
-        for name, (frames, _, res, top1, gflops) in PAPER_TABLE.items()
-    ]
+    k400 = []
+    for name, (frames, _, res, top1, gflops) in PAPER_TABLE.items():
+        hub_id, sha256 = K400_HUB_COPIES.get(name, (None, None))
+        video = VideoCfg(num_frames=frames, dataset="kinetics400", paper_top1=top1, paper_gflops=gflops, sha256=sha256)
+        cfg = _k400_cfg(res, **({"hf_hub_id": hub_id} if hub_id else {}))
+        k400.append(ModelEntry(name, "k400", cfg, video, default=True, drive_folder=AUTHORS_DRIVE_FOLDERS[name]))
     return in21k + k400
 
 

@@ -87,6 +87,7 @@ class ModelEntry:
         pretrained_cfg: the keyword arguments of timm's ``PretrainedCfg`` for this tag.
         video: the video settings and the sha256 pin.
         default: whether this tag is the architecture's default (timm's ``*``).
+        drive_folder: the Google Drive folder id of the authors' release of these weights, if they made one.
     """
 
     name: str
@@ -94,6 +95,7 @@ class ModelEntry:
     pretrained_cfg: Mapping[str, Any] = field(default_factory=dict)
     video: VideoCfg = field(default_factory=lambda: VideoCfg(num_frames=8))
     default: bool = False
+    drive_folder: str | None = None
 
     @property
     def key(self) -> str:
@@ -106,7 +108,7 @@ class ModelEntry:
     @property
     def has_source(self) -> bool:
         """Whether ``pretrained=True`` can fetch these weights without a file of the user's."""
-        return any(self.pretrained_cfg.get(k) for k in ("hf_hub_id", "url", "file"))
+        return bool(self.drive_folder) or any(self.pretrained_cfg.get(k) for k in ("hf_hub_id", "url", "file"))
 
 
 _ENTRIES: dict[str, ModelEntry] = {}
