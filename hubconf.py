@@ -4,7 +4,7 @@ Each zoo model is an entry point returning ``tokshift_zoo.load(name[.tag], devic
 verified, model on its device, preprocessing attached as ``model.preprocess``.
 """
 
-dependencies = ["torch", "torchvision", "timm", "huggingface_hub", "safetensors", "requests", "tqdm", "av"]
+dependencies = ["torch", "torchvision", "timm", "huggingface_hub", "safetensors", "requests", "tqdm", "av", "gdown"]
 
 from tokshift_zoo.ready import hub_entrypoints as _hub_entrypoints  # noqa: E402 - `dependencies` first
 

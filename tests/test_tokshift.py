@@ -309,6 +309,6 @@ def test_weights_load_at_another_resolution_through_pos_embed_resampling(tiny_mo
     assert model(torch.randn(1, 3, 2, 48, 48)).shape == (1, 4)
 
 
-def test_k400_pretrained_explains_where_the_weights_are():
-    with pytest.raises(tokshift_zoo.DownloadError, match="Google Drive.*tokshift-zoo convert"):
+def test_k400_pretrained_offline_and_not_cached_says_how_to_fetch_it():
+    with pytest.raises(tokshift_zoo.NotCachedError, match="HF_HUB_OFFLINE is set.*tokshift-zoo download"):
         tokshift_zoo.create_model("tokshift_base16_224_8f", pretrained=True, depth=1)

@@ -136,6 +136,18 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_publish(args: argparse.Namespace) -> int:
+    from .publish import publish_releases
+
+    published = publish_releases(args.org, args.models or None, private=args.private or None)
+    for release in published:
+        print(f"{release.repo_id}: {release.commit_url}", file=sys.stderr)
+    print("# paste into K400_HUB_COPIES in tokshift_zoo/models/entries.py:")
+    for release in published:
+        print(release.registry_line())
+    return 0
+
+
 def _add_models_parsers(commands: argparse._SubParsersAction) -> None:
     models = commands.add_parser("models", help="list the zoo's models with params, FLOPs and weights")
     models.add_argument("--filter", default="", help="glob on model names, e.g. 'tokshift_large*'")
@@ -145,8 +157,9 @@ def _add_models_parsers(commands: argparse._SubParsersAction) -> None:
     download = commands.add_parser(
         "download",
         help="fetch and verify a model's weights into the cache; print the local path",
-        description="Download NAME[.TAG] or hf-hub:ORG/REPO[@REVISION] into the Hugging Face cache (plain URLs: "
-        "beside it), check its sha256, and print where it is. Afterwards HF_HUB_OFFLINE=1 loads it with no network.",
+        description="Download NAME[.TAG] or hf-hub:ORG/REPO[@REVISION] into the Hugging Face cache (plain URLs and "
+        "the authors' Kinetics-400 releases, converted: beside it), check its sha256, and print where it is. "
+        "Afterwards HF_HUB_OFFLINE=1 loads it with no network.",
     )
     download.add_argument("name", help="NAME[.TAG] (see `tokshift-zoo models`) or hf-hub:ORG/REPO[@REVISION]")
     download.set_defaults(func=_cmd_download)
@@ -170,6 +183,19 @@ def _add_models_parsers(commands: argparse._SubParsersAction) -> None:
     convert.add_argument("--push", metavar="ORG/REPO", help="then publish model.safetensors, config.json, README.md")
     convert.add_argument("--private", action="store_true", help="with --push: create the repo private")
     convert.set_defaults(func=_cmd_convert)
+
+    publish = commands.add_parser(
+        "publish",
+        help="(maintainers) push the paper's Kinetics-400 releases to ORG/NAME on the hub; print the registry lines",
+        description="Fetch each of the paper's Kinetics-400 releases (hub copy, TOKSHIFT_ZOO_AUTHORS_MIRROR or the "
+        "authors' Google Drive), convert it, push model.safetensors, config.json and the model card to ORG/NAME "
+        "(endpoint and token: huggingface_hub's HF_ENDPOINT, HF_TOKEN), and print the K400_HUB_COPIES lines (hub id "
+        "and sha256 pin) to paste into the registry.",
+    )
+    publish.add_argument("org", help="the hub user or organisation")
+    publish.add_argument("--models", nargs="+", metavar="NAME", help="only these architectures (default: all seven)")
+    publish.add_argument("--private", action="store_true", help="create the repos private")
+    publish.set_defaults(func=_cmd_publish)
 
 
 # --- inference ---------------------------------------------------------------------------------------------

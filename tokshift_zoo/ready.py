@@ -29,6 +29,7 @@ def load(
     dtype: str | torch.dtype | None = None,
     checkpoint_path: str | os.PathLike | None = None,
     views: str = "1x1",
+    pretrained: bool | None = None,
     **kwargs: Any,
 ) -> nn.Module:
     """A zoo model with its weights, on ``device`` in ``dtype``, with its preprocessing attached.
@@ -41,6 +42,8 @@ def load(
         dtype: ``None`` (float32), ``"bf16"``, ``"fp16"`` or a ``torch.dtype``.
         checkpoint_path: a local weight file (zoo safetensors, authors' ``.pth``, Google ``.npz``).
         views: the test views ``model.preprocess`` makes, ``"CLIPSxCROPS"`` (``"10x3"``: the paper's).
+        pretrained: load the tag's weights (default: yes, unless ``checkpoint_path`` is given). False gives a
+            randomly initialised model, ready in the same way (device, dtype, preprocessing), in train mode.
         **kwargs: ``create_model`` overrides. ``num_classes`` different from the weights' gives a fresh head
             and a model in train mode, ready to fine-tune.
 
@@ -51,7 +54,8 @@ def load(
     """
     device = resolve_device(device)
     dtype = resolve_dtype(dtype)
-    model = create_model(model_name, pretrained=checkpoint_path is None, checkpoint_path=checkpoint_path, **kwargs)
+    pretrained = checkpoint_path is None if pretrained is None else pretrained
+    model = create_model(model_name, pretrained=pretrained, checkpoint_path=checkpoint_path, **kwargs)
     report = getattr(model, "load_report", None)
     fresh_head = report is None or any(key.startswith("head.") for key in report.reinitialised)
     model = model.to(device=device, dtype=dtype).train(fresh_head)
@@ -61,12 +65,18 @@ def load(
 
 
 def hub_entrypoints() -> dict[str, Callable[..., nn.Module]]:
-    """``torch.hub`` entry points, one per zoo model: ``name(tag=None, device="auto", dtype=None, **kwargs)``
-    returns ``load(name[.tag], device, dtype, **kwargs)``."""
+    """``torch.hub`` entry points, one per zoo model: ``name(tag=None, device="auto", dtype=None, pretrained=None,
+    **kwargs)`` returns ``load(name[.tag], device, dtype, pretrained=pretrained, **kwargs)``."""
 
     def entry(name: str) -> Callable[..., nn.Module]:
-        def build(tag: str | None = None, device: str = "auto", dtype: Any = None, **kwargs: Any) -> nn.Module:
-            return load(f"{name}.{tag}" if tag else name, device=device, dtype=dtype, **kwargs)
+        def build(
+            tag: str | None = None,
+            device: str = "auto",
+            dtype: Any = None,
+            pretrained: bool | None = None,
+            **kwargs: Any,
+        ) -> nn.Module:
+            return load(f"{name}.{tag}" if tag else name, device=device, dtype=dtype, pretrained=pretrained, **kwargs)
 
         build.__name__ = name
         build.__doc__ = f"{name}: a ready model, see tokshift_zoo.load. Tags: " + ", ".join(

@@ -5,6 +5,8 @@
 - ``package``: files shipped in the package (``package://tokshift_zoo/data/NAME``), sha256-pinned.
 - ``hub``: Hugging Face hub files through huggingface_hub (cache, locks, revisions, ``HF_HUB_OFFLINE``).
 - ``url``: plain HTTPS URLs, resumed, under a cache lock.
+- ``authors``: the authors' Kinetics-400 release (a mirror folder or URL, or their Google Drive through gdown),
+  converted once to safetensors in the cache and pinned there at the first download.
 - ``pins``: sha256 / git blob ids, provenance (``Fetched``), the cache lock.
 - ``router``: which source serves an entry (``fetch_pretrained``), loading it (``load_pretrained``), and
   ``download`` for ``tokshift-zoo download``.
@@ -19,6 +21,7 @@ Importing this package installs ``router.prepare_model`` as the builders' weight
 
 from ..errors import ChecksumError, DownloadError, NotCachedError, WeightsError
 from ..models.registry import set_weights_loader
+from .authors import fetch_authors_release
 from .hub import fetch_hub_file, hub_video_cfg
 from .local import (
     LoadReport,
@@ -42,6 +45,7 @@ __all__ = [
     "NotCachedError",
     "WeightsError",
     "download",
+    "fetch_authors_release",
     "fetch_hub_file",
     "fetch_pretrained",
     "fetch_url",

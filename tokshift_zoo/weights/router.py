@@ -13,10 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import timm
+import torch
 import torch.nn as nn
 
 from ..errors import ConfigError, DownloadError
-from ..models.registry import PACKAGE_SCHEME, VideoCfg, get_video_cfg, list_models
+from ..models.registry import PACKAGE_SCHEME, VideoCfg, get_entry, get_video_cfg, list_models
+from .authors import fetch_authors_release
 from .hub import fetch_hub_file, hub_video_cfg, read_hub_config
 from .local import LoadReport, load_local
 from .package import fetch_package_file
@@ -30,11 +32,9 @@ _logger = logging.getLogger(__name__)
 
 def route_error(name: str) -> DownloadError:
     return DownloadError(
-        f"no downloadable weights for {name}. The paper's Kinetics-400 checkpoints are on the authors' Google "
-        "Drive only (https://github.com/VideoNetworks/TokShift-Transformer). Download the .pth there, then "
-        "either load it directly with create_model(NAME, checkpoint_path=FILE), or convert it with "
-        "`tokshift-zoo convert FILE OUT.safetensors` (optionally `--push ORG/REPO` to publish it and load it "
-        "as hf-hub:ORG/REPO)."
+        f"no downloadable weights for {name}: its registry entry names no file, hub repo, URL or authors' release. "
+        "Load a local file with create_model(NAME, checkpoint_path=FILE), or convert one with "
+        "`tokshift-zoo convert FILE OUT.safetensors` (optionally `--push ORG/REPO`, then load hf-hub:ORG/REPO)."
     )
 
 
@@ -43,14 +43,17 @@ def fetch_pretrained(
     video_cfg: VideoCfg | None = None,
     *,
     cache_dir: str | os.PathLike | None = None,
+    model_kwargs: dict[str, Any] | None = None,
 ) -> Fetched:
     """Get the weight file a ``pretrained_cfg`` names onto local disk, verified.
 
     Sources in order: ``file`` (``package://`` files are checked against ``video_cfg.sha256``; other paths are
-    the user's own and load unchecked), ``hf_hub_id`` (``hf_hub_filename`` or ``video_cfg.filename``), ``url``.
+    the user's own and load unchecked), ``hf_hub_id`` (``hf_hub_filename`` or ``video_cfg.filename``), ``url``,
+    then the authors' release of the registry entry (a mirror or their Google Drive, see ``authors.py``),
+    checked against the architecture that ``model_kwargs`` (shape overrides) describe.
 
     Raises:
-        DownloadError: the entry names no source (the Kinetics-400 tags); the message gives the route.
+        DownloadError: no source can serve the weights; the message gives the route.
         ChecksumError, NotCachedError, DownloadError: see ``fetch_hub_file`` and ``fetch_url``.
     """
     name = f"{pretrained_cfg.get('architecture')}.{pretrained_cfg.get('tag')}"
@@ -71,7 +74,27 @@ def fetch_pretrained(
                 "Download it yourself and load it with checkpoint_path=FILE."
             )
         return fetch_url(pretrained_cfg["url"], sha256=pin, cache_dir=cache_dir)
+    arch = str(pretrained_cfg.get("architecture"))
+    if name in list_models(pretrained=True) and get_entry(name).drive_folder:
+        return fetch_authors_release(arch, model_kwargs, cache_dir=cache_dir)
     raise route_error(name)
+
+
+def _shape_overrides(model: nn.Module) -> dict[str, Any]:
+    """The builder arguments by which ``model``'s weight shapes differ from its registered architecture's."""
+
+    def shapes(m: nn.Module) -> dict[str, Any]:
+        return dict(
+            embed_dim=m.embed_dim,
+            depth=len(m.blocks),
+            num_heads=m.blocks[0].attn.num_heads,
+            patch_size=m.patch_embed.patch_size[0],
+        )
+
+    with torch.device("meta"):
+        registered = timm.create_model(model.pretrained_cfg["architecture"])
+    reference = shapes(registered)
+    return {k: v for k, v in shapes(model).items() if v != reference[k]}
 
 
 def load_pretrained(model: nn.Module, cache_dir: str | os.PathLike | None = None) -> LoadReport:
@@ -80,14 +103,19 @@ def load_pretrained(model: nn.Module, cache_dir: str | os.PathLike | None = None
     The sha256 pin is ``model.video_cfg.sha256`` (for ``hf-hub:`` models, the repo's own ``video_cfg``).
 
     Raises:
-        DownloadError: the entry has no weights that can be had (the paper's Kinetics-400 checkpoints live on
-            the authors' Google Drive only); the message gives the route to load them.
+        DownloadError: no source can serve the weights; the message gives the route to load them.
         ChecksumError, NotCachedError, DownloadError: the weights could not be had intact.
     """
-    fetched = fetch_pretrained(model.pretrained_cfg, getattr(model, "video_cfg", None), cache_dir=cache_dir)
+    cfg = model.pretrained_cfg
+    needs_shapes = not any(cfg.get(k) for k in ("file", "hf_hub_id", "url"))  # only the authors' release does
+    fetched = fetch_pretrained(
+        cfg,
+        getattr(model, "video_cfg", None),
+        cache_dir=cache_dir,
+        model_kwargs=_shape_overrides(model) if needs_shapes else None,
+    )
     report = load_local(model, fetched.path)
     report.source = str(fetched)
-    cfg = model.pretrained_cfg
     _logger.info("%s.%s: %s", cfg.get("architecture"), cfg.get("tag"), report)
     return report
 
@@ -100,7 +128,7 @@ def download(name: str, cache_dir: str | os.PathLike | None = None) -> Fetched:
 
     Raises:
         ConfigError: not a zoo model or tag.
-        DownloadError: the tag has no downloadable weights (the message gives the route).
+        DownloadError: no source can serve the weights (the message gives the route).
         ChecksumError, NotCachedError, DownloadError: the weights could not be had intact.
     """
     if name.startswith("hf-hub:"):
