@@ -43,7 +43,6 @@ _API = {
     "DataConfig": ".video",
     "VideoCfg": ".models.registry",
     "TrainConfig": ".train.config",
-    "train": ".train.trainer",
 }
 
 __all__ = [

@@ -58,6 +58,7 @@ from ..factory import create_model
 from ..metrics import topk_hits
 from ..models.registry import get_video_cfg
 from ..video import DataConfig, resolve_data_config
+from ..weights import read_checkpoint_metadata
 from .config import TrainConfig
 from .datasets import (
     VideoClipDataset,
@@ -87,14 +88,11 @@ def _weights_classes(config: TrainConfig) -> tuple[int | None, list[str] | None]
         path = Path(config.checkpoint)
         if path.suffix != ".safetensors" or not path.is_file():
             return None, None
-        with safe_open(path, framework="pt") as f:
-            meta = f.metadata() or {}
-            if "pretrained_cfg" in meta:
-                cfg = json.loads(meta["pretrained_cfg"])
-                return cfg.get("num_classes"), cfg.get("label_names")
-            if "head.weight" in f.keys():
-                return f.get_slice("head.weight").get_shape()[0], None
-        return None, None
+        cfg = read_checkpoint_metadata(path).get("pretrained_cfg")
+        if isinstance(cfg, dict):
+            return cfg.get("num_classes"), cfg.get("label_names")
+        with safe_open(path, framework="pt") as f:  # a file without the zoo's metadata: its head's rows
+            return (f.get_slice("head.weight").get_shape()[0] if "head.weight" in f.keys() else None), None
     name = config.model
     if name.startswith("hf-hub:") or "." not in name:
         return None, None
