@@ -180,6 +180,8 @@ def drive(release, hf_cache, monkeypatch):
     def download_folder(id, output, quiet, skip_download):  # noqa: A002
         assert skip_download
         calls["listed"].append(id)
+        if folder.get("refuse_listing"):
+            raise gdown.exceptions.DownloadError("Failed to retrieve folder contents")
         return [_DriveFile(f"file{i}", path) for i, path in enumerate(folder["files"])]
 
     def download(id, output, quiet):  # noqa: A002
@@ -215,6 +217,9 @@ def test_google_drive_ambiguous_folder_and_refusal_name_the_way_out(drive):
     message = str(err.value)
     assert "Too many users" in message and "drive.google.com/drive/folders/1ty6OqhZpUxSzokXmP1IUFpze5A0Gihuu" in message
     assert authors.MIRROR_ENV in message and "checkpoint_path=" in message
+    folder["refuse_listing"] = True
+    with pytest.raises(tokshift_zoo.DownloadError, match=r"Failed to retrieve folder contents.*checkpoint_path="):
+        tokshift_zoo.create_model(ARCH, pretrained=True, **SHAPES)
     assert sorted(p.name for p in cache_folder().iterdir()) == []
 
 
