@@ -143,8 +143,9 @@ def _verified_cached(converted: Path, pins: dict[str, Any]) -> Fetched:
     actual = sha256_file(converted)
     if actual != expected:
         converted.unlink(missing_ok=True)
+        pin = f"the pin {expected}" if expected else "no pin"
         raise ChecksumError(
-            f"{converted}: sha256 {actual} does not match the pin {expected} written at the first download "
+            f"{converted}: sha256 {actual} does not match {pin} written at the first download "
             f"({converted.parent / 'pins.json'}). The file was removed; a later call downloads and converts again."
         )
     return Fetched(converted, pins["source"], sha256=actual, verified_by="cache pin of the first download")
@@ -195,6 +196,7 @@ def _download_and_convert(
     mirror = os.environ.get(MIRROR_ENV, "").strip()
     workdir = folder / "download"
     workdir.mkdir(exist_ok=True)
+    bar = tqdm(total=3, desc=f"{name}: verify, convert, pin", unit="step", disable=None)
     try:
         if mirror:
             src, source = _from_mirror(name, mirror, workdir)
@@ -202,7 +204,6 @@ def _download_and_convert(
             src, source = _from_drive(name, folder_id, workdir)
         else:
             raise DownloadError(f"no source for {name}.{_TAG}: no Drive folder known. {_manual_route(name, None)}")
-        bar = tqdm(total=3, desc=f"{name}: verify, convert, pin", unit="step", disable=None)
         source_sha256 = sha256_file(src)
         bar.update()
         pins = read_pins(folder)
@@ -224,8 +225,8 @@ def _download_and_convert(
         atomic_write(folder / "pins.json", lambda p: p.write_text(json.dumps(pins, indent=2) + "\n"))
         os.replace(tmp, converted)
         bar.update()
-        bar.close()
     finally:
+        bar.close()
         shutil.rmtree(workdir, ignore_errors=True)  # the source, once converted, and any failed partial file
     _logger.info("%s.%s: converted %s (sha256 %s) -> %s", name, _TAG, source, source_sha256, converted)
     return Fetched(converted, source, sha256=pins["converted_sha256"], verified_by="pinned at this first download")
