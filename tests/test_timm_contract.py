@@ -328,6 +328,17 @@ def test_pretrained_load_adapts_the_patch_embedding_to_in_chans(name, tmp_path):
         )
 
 
+def test_authors_and_google_files_adapt_to_in_chans(tiny_model, tmp_path):
+    from test_tokshift import save_authors_checkpoint, save_google_npz  # the two foreign formats, written for real
+
+    save_authors_checkpoint(tiny_model, tmp_path / "authors.pth")
+    save_google_npz(tiny_model, tmp_path / "ViT-tiny.npz", num_classes=4)
+    summed = tiny_model.patch_embed.proj.weight.sum(1, keepdim=True)
+    for path in (tmp_path / "authors.pth", tmp_path / "ViT-tiny.npz"):
+        model = tokshift_zoo.create_model("tokshift_base16_224_8f", checkpoint_path=path, **dict(TINY_ARGS, in_chans=1))
+        torch.testing.assert_close(model.patch_embed.proj.weight, summed, msg=str(path))
+
+
 def test_shipped_demo_weights_load_with_one_channel_and_as_features():
     shipped = tokshift_zoo.create_model(DEMO, pretrained=True)
     gray = tokshift_zoo.create_model(DEMO, pretrained=True, in_chans=1)
