@@ -339,6 +339,19 @@ def test_authors_and_google_files_adapt_to_in_chans(tiny_model, tmp_path):
         torch.testing.assert_close(model.patch_embed.proj.weight, summed, msg=str(path))
 
 
+def test_a_checkpoint_loads_before_the_feature_wrapper(tiny_model, tmp_path):
+    path = tmp_path / "tiny.safetensors"
+    save_file(tiny_model.state_dict(), path)
+    features = tokshift_zoo.create_model(
+        "tokshift_base16_224_8f", checkpoint_path=path, features_only=True, out_indices=(0, 1), **TINY_ARGS
+    )
+    clip = torch.randn(1, 3, 2, 32, 32)
+    with torch.no_grad():
+        expected = tiny_model.forward_intermediates(clip, intermediates_only=True)
+        assert all(torch.equal(a, b) for a, b in zip(features.eval()(clip), expected, strict=True))
+    assert features.load_report.loaded
+
+
 def test_shipped_demo_weights_load_with_one_channel_and_as_features():
     shipped = tokshift_zoo.create_model(DEMO, pretrained=True)
     gray = tokshift_zoo.create_model(DEMO, pretrained=True, in_chans=1)

@@ -553,7 +553,17 @@ register_video_cfgs(
 _FEATURE_CLASSES = {"getter": FeatureGetterNet, "hook": FeatureHookNet, "fx": FeatureGraphNet}
 
 
-def _feature_model(model: VideoVisionTransformer, feature_cls: Any = "getter", **feature_cfg: Any) -> nn.Module:
+def pop_feature_args(kwargs: dict[str, Any]) -> dict[str, Any] | None:
+    """Take timm's feature-extraction arguments (``features_only``, ``out_indices``, ``feature_cls``,
+    ``feature_cfg``) out of builder ``kwargs``: the ``feature_model`` arguments, or None without
+    ``features_only``. Defaults as timm's ViT: the last 3 blocks, ``'getter'``."""
+    features_only = kwargs.pop("features_only", False)
+    feature_cfg = dict(out_indices=kwargs.pop("out_indices", 3), feature_cls=kwargs.pop("feature_cls", "getter"))
+    feature_cfg.update(kwargs.pop("feature_cfg", None) or {})
+    return feature_cfg if features_only else None
+
+
+def feature_model(model: VideoVisionTransformer, feature_cls: Any = "getter", **feature_cfg: Any) -> nn.Module:
     """Wrap a built (and loaded) model in one of timm's feature classes, as ``build_model_with_cfg`` does."""
     if isinstance(feature_cls, str):
         if feature_cls.lower() not in _FEATURE_CLASSES:
@@ -580,16 +590,14 @@ def _create_tokshift(variant: str, pretrained: bool = False, **kwargs: Any) -> n
     """
     from ..weights import hub_video_cfg, load_pretrained  # weights.py imports models/, so import at call time
 
-    features_only = kwargs.pop("features_only", False)
-    feature_cfg = dict(out_indices=kwargs.pop("out_indices", 3), feature_cls=kwargs.pop("feature_cls", "getter"))
-    feature_cfg.update(kwargs.pop("feature_cfg", None) or {})
+    features = pop_feature_args(kwargs)
     cache_dir = kwargs.get("cache_dir")
     model = build_model_with_cfg(VideoVisionTransformer, variant, pretrained=False, **kwargs)
     model.video_cfg = hub_video_cfg(model, cache_dir) or get_video_cfg(model)  # an hf-hub: repo's own first
     if pretrained:
         model.load_report = load_pretrained(model, cache_dir)
     model.fit_cfg_to_head()  # a new num_classes: the tag's label names no longer apply
-    return _feature_model(model, **feature_cfg) if features_only else model
+    return feature_model(model, **features) if features is not None else model
 
 
 _BASE16 = dict(patch_size=16, embed_dim=768, depth=12, num_heads=12)
