@@ -257,6 +257,16 @@ def test_timm_fx_and_hook_feature_classes(tiny_model):
         tokshift_zoo.create_model("tokshift_base16_224_8f", features_only=True, feature_cls="list", **TINY_ARGS)
 
 
+@pytest.mark.parametrize("num_frames", [1, 2, 3, 8])
+def test_traced_shift_is_the_eager_shift_bit_for_bit(num_frames):
+    from tokshift_zoo.models.tokshift import _padded, _rolled
+
+    moving = torch.randn(3, num_frames, 2 * 5)
+    moving[0, 0, 0] = -0.0  # signs of zero survive too
+    eager, traced = _padded(moving, num_frames, 5), _rolled(moving, num_frames, 5)
+    assert torch.equal(eager.view(torch.int32), traced.view(torch.int32))
+
+
 def test_fx_graph_checks_the_input(tiny_model):
     graph = torch.fx.symbolic_trace(tiny_model)
     with pytest.raises(AssertionError, match=r"\(B, 3, T, 32, 32\)"):

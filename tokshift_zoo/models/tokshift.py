@@ -20,6 +20,7 @@ from functools import partial
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from timm.data import IMAGENET_INCEPTION_MEAN, IMAGENET_INCEPTION_STD
 from timm.layers import resample_abs_pos_embed
 from timm.models import FeatureHookNet, adapt_input_conv, build_model_with_cfg, generate_default_cfgs, register_model
@@ -59,26 +60,45 @@ def token_shift(x: torch.Tensor, num_frames: int, fold_div: int = 4, inplace: bo
 def _shift_class_token(x: torch.Tensor, num_frames: int, fold: int, inplace: bool) -> torch.Tensor:
     """``token_shift`` with the fold as a Python int, so that tracing (torch.fx, torch.export) needs no shape
     arithmetic on ``x``; ``num_frames`` may be a traced value (a dynamic T)."""
+    fx_traced = _is_fx_traced(x)
     if fold == 0:
-        return x if inplace else x.clone()
+        return x if inplace or fx_traced else x.clone()
     moving = x[:, 0, : 2 * fold].reshape(-1, num_frames, 2 * fold)  # (B*T, 2f) view -> (B, T, 2f)
-    # A roll with the wrapped-around frame zeroed, not a slice of T-1 frames padded: the same values, but
-    # torch.export would specialise a dynamic T on the slice's length (guard T - 1 != 1).
-    frame = torch.arange(num_frames, device=x.device).view(1, -1, 1)
-    shifted = torch.cat(
+    shift = _rolled if fx_traced or torch.compiler.is_exporting() else _padded
+    shifted = shift(moving, num_frames, fold).reshape(-1, 2 * fold)  # (B, T, 2f) -> (B*T, 2f)
+    if fx_traced:
+        # A new tensor from the pieces: torch.fx's feature extractors drop in-place ops whose result nothing reads.
+        class_token = torch.cat([shifted, x[:, 0, 2 * fold :]], dim=1)
+        return torch.cat([class_token.unsqueeze(1), x[:, 1:]], dim=1)
+    if not inplace:
+        x = x.clone()
+    x[:, 0, : 2 * fold] = shifted
+    return x
+
+
+def _padded(moving: torch.Tensor, num_frames: int, fold: int) -> torch.Tensor:
+    """(B, T, 2f) -> shifted (B, T, 2f): neighbours' slices padded with zeros; three class-token-sized writes
+    with the write-back (the eager path)."""
+    return torch.cat(
+        [
+            F.pad(moving[:, 1:, :fold], (0, 0, 0, 1)),  # take t+1, zeros after the last frame
+            F.pad(moving[:, :-1, fold:], (0, 0, 1, 0)),  # take t-1, zeros before the first frame
+        ],
+        dim=2,
+    )
+
+
+def _rolled(moving: torch.Tensor, num_frames: int, fold: int) -> torch.Tensor:
+    """``_padded``'s values, bit for bit, as a roll with the wrapped-around frame zeroed: the traced path, since
+    torch.export would specialise a dynamic T on the length of a T-1-frame slice (guard T - 1 != 1)."""
+    frame = torch.arange(num_frames, device=moving.device).view(1, -1, 1)
+    return torch.cat(
         [
             torch.where(frame < num_frames - 1, moving[:, :, :fold].roll(-1, dims=1), 0.0),  # take t+1
             torch.where(frame > 0, moving[:, :, fold:].roll(1, dims=1), 0.0),  # take t-1
         ],
         dim=2,
-    ).reshape(-1, 2 * fold)  # (B, T, 2f) -> (B*T, 2f)
-    if inplace:
-        x[:, 0, : 2 * fold].copy_(shifted)
-        return x
-    # A new tensor from the pieces (one copy of x, as a clone would be); also the form torch.fx needs, since its
-    # feature extractors drop in-place ops whose result nothing reads.
-    class_token = torch.cat([shifted, x[:, 0, 2 * fold :]], dim=1)
-    return torch.cat([class_token.unsqueeze(1), x[:, 1:]], dim=1)
+    )
 
 
 def _is_fx_traced(x: torch.Tensor) -> bool:
