@@ -14,6 +14,7 @@ import math
 import pytest
 import timm
 import torch
+from authors_format import save_authors_checkpoint
 from conftest import TINY_ARGS
 from safetensors.torch import save_file
 from torch.export import Dim
@@ -339,7 +340,7 @@ def test_pretrained_load_adapts_the_patch_embedding_to_in_chans(name, tmp_path):
 
 
 def test_authors_and_google_files_adapt_to_in_chans(tiny_model, tmp_path):
-    from test_tokshift import save_authors_checkpoint, save_google_npz  # the two foreign formats, written for real
+    from test_tokshift import save_google_npz  # Google's format, written for real
 
     save_authors_checkpoint(tiny_model, tmp_path / "authors.pth")
     save_google_npz(tiny_model, tmp_path / "ViT-tiny.npz", num_classes=4)
