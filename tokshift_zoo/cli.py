@@ -150,14 +150,25 @@ def _load_for_inference(args: argparse.Namespace):
     from .models.registry import DEFAULT_MODEL
     from .ready import load
 
+    if args.int8 and args.runtime == "eager":
+        raise ValueError("--int8 is ONNX Runtime's dynamic quantisation: it needs --runtime onnxruntime")
     model_kwargs = json.loads(args.model_kwargs) if args.model_kwargs else {}
-    return load(
+    model = load(
         args.model or (None if args.checkpoint else DEFAULT_MODEL),
-        device=args.device,
+        device="cpu" if args.runtime != "eager" else args.device,
         checkpoint_path=args.checkpoint,
         views=args.views,
         **model_kwargs,
     )
+    if args.runtime == "eager":
+        return model
+    from .export import runtime_model
+
+    return runtime_model(model, args.runtime, int8=args.int8)
+
+
+def _runtime_name(args: argparse.Namespace) -> str:
+    return args.runtime + ("-int8" if args.int8 else "")
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
@@ -165,7 +176,11 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
     from .inference import predict
 
-    model = _load_for_inference(args)
+    try:
+        model = _load_for_inference(args)
+    except (ImportError, ValueError) as err:  # no [onnx] extra (1), or a bad option (2)
+        print(f"tokshift-zoo predict: error: {err}", file=sys.stderr)
+        return 1 if isinstance(err, ImportError) else 2
     name = args.checkpoint or args.model or model.pretrained_cfg.get("architecture")
     failed = 0
     show_bar = len(args.videos) > 1 or args.views != "1x1"
@@ -176,10 +191,12 @@ def _cmd_predict(args: argparse.Namespace) -> int:
             failed += 1
             print(f"tokshift-zoo predict: error: {err}", file=sys.stderr)
             if args.json:
-                print(json.dumps({"video": video, "model": name, "error": str(err)}))
+                print(json.dumps({"video": video, "model": name, "runtime": _runtime_name(args), "error": str(err)}))
             continue
         if args.json:
-            print(json.dumps({"video": video, "model": name, "predictions": predictions}))
+            print(
+                json.dumps({"video": video, "model": name, "runtime": _runtime_name(args), "predictions": predictions})
+            )
         else:
             print(video)
             for p in predictions:
@@ -191,7 +208,11 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from .inference import class_names, evaluate
     from .train.datasets import VideoListError, read_label_names, read_video_list
 
-    model = _load_for_inference(args)
+    try:
+        model = _load_for_inference(args)
+    except (ImportError, ValueError) as err:  # no [onnx] extra (1), or a bad option (2)
+        print(f"tokshift-zoo evaluate: error: {err}", file=sys.stderr)
+        return 1 if isinstance(err, ImportError) else 2
     labels = read_label_names(args.labels) if args.labels else class_names(model)
     try:
         samples = read_video_list(args.list, args.data_root, label_names=labels, num_classes=model.num_classes)
@@ -207,6 +228,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
     )
     result["model"] = args.checkpoint or args.model or model.pretrained_cfg.get("architecture")
+    result["runtime"] = _runtime_name(args)
     print(json.dumps(result, indent=2))
     for failure in result["failed"]:
         print(f"tokshift-zoo evaluate: could not read {failure}", file=sys.stderr)
@@ -224,6 +246,13 @@ def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--views", default="1x1", help="CLIPSxCROPS per video, e.g. 10x3 (the paper's)")
     parser.add_argument("--batch-size", type=int, default=8, help="views per forward pass")
     parser.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:1 ...")
+    parser.add_argument(
+        "--runtime",
+        choices=["eager", "onnxruntime"],
+        default="eager",
+        help="eager PyTorch, or the model exported to ONNX and run by ONNX Runtime on CPU (needs the [onnx] extra)",
+    )
+    parser.add_argument("--int8", action="store_true", help="with --runtime onnxruntime: dynamic int8 quantisation")
 
 
 def _add_inference_parsers(commands: argparse._SubParsersAction) -> None:
@@ -242,6 +271,72 @@ def _add_inference_parsers(commands: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--num-workers", type=int, default=0, help="decoding processes")
     evaluate.add_argument("--no-progress", action="store_true", help="no progress bar")
     evaluate.set_defaults(func=_cmd_evaluate)
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from .export import export_model
+    from .ready import load
+
+    try:
+        model_kwargs = json.loads(args.model_kwargs) if args.model_kwargs else {}
+        model = load(args.name, device="cpu", checkpoint_path=args.checkpoint, **model_kwargs)
+        result = export_model(
+            model,
+            args.out,
+            args.format,
+            int8=args.int8,
+            frames=args.frames,
+            dynamic_batch=args.batch == "dynamic",
+            check_clips=args.check_clips,
+        )
+    except ImportError as err:  # no [onnx] extra
+        print(f"tokshift-zoo export: error: {err}", file=sys.stderr)
+        return 1
+    except ValueError as err:
+        print(f"tokshift-zoo export: error: {err}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    meta = result["metadata"]
+    print(
+        f"wrote {result['path']} ({result['format']}{', int8' if result['int8'] else ''}, {result['size_mb']} MB, "
+        f"exported in {result['export_s']} s)"
+    )
+    print(f"  input {meta['input']['name']} {meta['input']['shape']} float32; outputs logits, embedding")
+    print(
+        f"  preprocessing: {meta['frames']} frames x{meta['frame_stride']} ({meta['sampling']}), {meta['size']} "
+        f"crops, mean {meta['mean']} std {meta['std']}, views {meta['views']}, "
+        f"{len(meta['labels']) if meta['labels'] else 0} labels"
+    )
+    print(
+        f"  against eager: max |logit diff| {result['max_abs_diff']:.3g} on one clip; top-1 agreement "
+        f"{result['top1_agreement']:g}% and min embedding cosine {result['embedding_cosine_min']:.6f} on "
+        f"{result['check_clips']} clips"
+    )
+    return 0
+
+
+def _add_export_parser(commands: argparse._SubParsersAction) -> None:
+    export = commands.add_parser(
+        "export",
+        help="export a model to ONNX or torch.export (.pt2) with its preprocessing, checked against eager",
+        description="Export NAME[.TAG] (weights from the usual sources, or --checkpoint) to OUT. The artefact "
+        "carries the preprocessing (frames, stride, size, mean/std, views) and the labels as metadata (ONNX "
+        "metadata_props / the .pt2 extra file tokshift_zoo.json); input clips (B, 3, T, H, W), outputs logits and "
+        "embedding. Needs the [onnx] extra for ONNX.",
+    )
+    export.add_argument("name", help="NAME[.TAG] or hf-hub:ORG/REPO (with --checkpoint, the architecture)")
+    export.add_argument("out", help="the file to write (.onnx or .pt2)")
+    export.add_argument("--checkpoint", help="a local weight file instead of the tag's weights")
+    export.add_argument("--model-kwargs", default="", help="model overrides as JSON")
+    export.add_argument("--format", choices=["onnx", "pt2"], help="default: from OUT's suffix (.pt2, else onnx)")
+    export.add_argument("--int8", action="store_true", help="ONNX: dynamic int8 quantisation of the matrix products")
+    export.add_argument("--frames", default=None, help="T of the input, or 'dynamic' (default: the model's own)")
+    export.add_argument("--batch", choices=["1", "dynamic"], default="1", help="batch size of the input")
+    export.add_argument("--check-clips", type=int, default=8, help="random clips for the top-1 agreement check")
+    export.add_argument("--json", action="store_true", help="print the result and metadata as JSON")
+    export.set_defaults(func=_cmd_export)
 
 
 def _cmd_benchmark(args: argparse.Namespace) -> int:
@@ -267,7 +362,11 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
             )
             print(format_table(result["shift"]))
         elif isinstance(result, dict):
-            print("\n".join(f"{key}: {value}" for key, value in result.items()))
+            for key, value in result.items():
+                if isinstance(value, list) and value and isinstance(value[0], dict):
+                    print(f"-- {key}\n{format_table(value)}")
+                else:
+                    print(f"{key}: {value}")
         else:
             print(format_table(result))
         sys.stdout.flush()
@@ -317,8 +416,9 @@ def _add_benchmark_parser(commands: argparse._SubParsersAction) -> None:
     bench.add_argument(
         "--suite",
         default="model,breakdown,shift,attention",  # benchmark.DEFAULT_SUITES (not imported: torch is slow to load)
-        help="comma list of model,breakdown,shift,attention,decode,loader,memory, or all (default: the first four; "
-        "all takes 7-15 minutes on two CPU cores, the first time 3 more to write the synthetic videos)",
+        help="comma list of model,breakdown,shift,attention,decode,loader,memory,runtime, or all (default: the "
+        "first four; all takes 10-20 minutes on two CPU cores, the first time 3 more to write the synthetic videos; "
+        "runtime needs the [onnx] extra)",
     )
     bench.add_argument("--video", help="decode suite: a long video file (default: write a synthetic 720p30 one)")
     bench.add_argument("--video-seconds", type=float, default=300.0, help="length of the synthetic video")
@@ -387,6 +487,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_weights_parsers(commands)
     _add_inference_parsers(commands)
     _add_demo_parsers(commands)
+    _add_export_parser(commands)
     _add_benchmark_parser(commands)
 
     return parser

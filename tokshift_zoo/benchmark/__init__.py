@@ -17,6 +17,8 @@ prints them):
 - ``decode``: the paper's 10x3 test views of a long 720p video against decoding every frame; ``loader``: the
   training loader's clips/s against the number of workers (videos from ``videos``).
 - ``memory``: peak memory of inference and of a training step (optionally with gradient checkpointing).
+- ``runtime``: eager fp32, ``torch.compile``, ONNX Runtime fp32 and int8 against eager fp32, with their output
+  differences; the demo model's held-out accuracy under each runtime.
 """
 
 from .attention import attention_suite
@@ -37,6 +39,7 @@ from .loader import loader_suite
 from .memory import memory_suite, peak_memory
 from .model import benchmark_model, gemm_shape, make_gemm, model_suite, op_breakdown
 from .runner import DEFAULT_SUITES, SUITES, format_table, run_benchmarks
+from .runtime import runtime_accuracy, runtime_suite
 from .shift import authors_token_shift, count_writes, shift_suite
 from .videos import write_long_video
 
@@ -66,6 +69,8 @@ __all__ = [
     "peak_memory",
     "random_clip",
     "run_benchmarks",
+    "runtime_accuracy",
+    "runtime_suite",
     "shift_suite",
     "summarize",
     "write_long_video",

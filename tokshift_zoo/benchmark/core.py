@@ -30,6 +30,7 @@ __all__ = [
     "cpu_has_native_bf16",
     "default_models",
     "environment",
+    "inductor_freezing",
     "loadavg",
     "measure",
     "num_tokens",
@@ -212,3 +213,13 @@ def autocast(device: str | torch.device, dtype: torch.dtype) -> contextlib.Abstr
     if dtype == torch.float32:
         return contextlib.nullcontext()
     return torch.autocast(torch.device(device).type, dtype=dtype)
+
+
+def inductor_freezing(device: str | torch.device) -> contextlib.AbstractContextManager:
+    """Within it, Inductor on CPU freezes the weights into the graph (inference), which lets it prepack them for
+    oneDNN and fuse the bias and GELU into the matrix products: PyTorch's recommended CPU inference setting."""
+    if torch.device(device).type != "cpu":
+        return contextlib.nullcontext()
+    import torch._inductor.config as inductor_config
+
+    return inductor_config.patch(freezing=True)

@@ -118,14 +118,7 @@ def benchmark_model(
 
         return run
 
-    # Inductor on CPU: freeze the weights into the graph (inference), which lets it prepack them for oneDNN and
-    # fuse the bias and GELU into the matrix products - PyTorch's recommended CPU inference setting.
-    freezing: contextlib.AbstractContextManager = contextlib.nullcontext()
-    if compile and device.type == "cpu":
-        import torch._inductor.config as inductor_config
-
-        freezing = inductor_config.patch(freezing=True)
-    with freezing:
+    with core.inductor_freezing(device) if compile else contextlib.nullcontext():
         start = time.perf_counter()
         forward(clips)()  # compiles, when asked
         synchronize(device)

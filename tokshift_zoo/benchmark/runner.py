@@ -16,12 +16,13 @@ from .decode import decode_suite
 from .loader import loader_suite
 from .memory import memory_suite
 from .model import model_suite, op_breakdown
+from .runtime import runtime_accuracy, runtime_suite
 from .shift import shift_suite
 
 __all__ = ["SUITES", "DEFAULT_SUITES", "run_benchmarks", "format_table"]
 
 
-SUITES = ("model", "breakdown", "shift", "attention", "decode", "loader", "memory")
+SUITES = ("model", "breakdown", "shift", "attention", "decode", "loader", "memory", "runtime")
 DEFAULT_SUITES = ("model", "breakdown", "shift", "attention")  # minutes on 2 CPU cores; "all" adds the rest
 
 
@@ -44,7 +45,8 @@ def run_benchmarks(
 
     Defaults: on CPU the Base-224 8-frame models, fp32, batch 1, 3 rounds; on GPU every model, fp32 and bf16,
     batch 8, 10 rounds; the decode suite 2 rounds unless ``reps`` is given. The memory suite runs in the first
-    dtype given (bf16 when it is among them on GPU).
+    dtype given (bf16 when it is among them on GPU). The runtime suite times the Base-224 8-frame model and
+    scores the demo model per runtime; without the ``[onnx]`` extra it reports itself skipped.
     """
     device_t = torch.device(device)
     on_gpu = device_t.type == "cuda"
@@ -98,6 +100,17 @@ def run_benchmarks(
         memory_dtype = "bf16" if on_gpu and "bf16" in dtypes else dtypes[0]
         results["memory"] = memory_suite(names, device_t, memory_dtype, 1 if not on_gpu else batch_size, num_frames)
         report("memory", results["memory"])
+    if "runtime" in suites:
+        try:
+            results["runtime"] = {
+                "speed": runtime_suite(
+                    device=device_t, batch_size=batch_size, num_frames=num_frames, reps=max(reps, 3), warmup=warmup
+                )
+            }
+            results["runtime"]["accuracy"] = runtime_accuracy(workdir=Path(workdir) / "held_out" if workdir else None)
+        except ImportError as err:  # no [onnx] extra: the other suites still count
+            results["runtime"] = {"skipped": str(err)}
+        report("runtime", results["runtime"])
     results["environment"]["loadavg_1min_end"] = loadavg()
     return results
 
