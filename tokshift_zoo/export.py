@@ -209,21 +209,35 @@ def _quantizer_advice_dropped() -> Iterator[None]:
         root.removeFilter(advice)
 
 
+@contextlib.contextmanager
+def _quiet_loggers(*names: str) -> Iterator[None]:
+    loggers = [logging.getLogger(name) for name in names]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+
+
 def _write_onnx(
     module: nn.Module, example: torch.Tensor, path: Path, dynamic: Any, metadata: dict[str, Any], int8: bool
 ) -> None:
     onnx = require("onnx")
     require("onnxscript")  # torch.onnx's dynamo exporter translates with it
-    program = torch.onnx.export(
-        module,
-        (example,),
-        dynamo=True,
-        input_names=[INPUT_NAME],
-        output_names=list(OUTPUT_NAMES),
-        dynamic_shapes=dynamic,
-        optimize=True,
-        verbose=False,
-    )
+    with _quiet_loggers("onnxscript", "onnx_ir"):  # its optimiser logs every rewrite at INFO (`tokshift-zoo -v`)
+        program = torch.onnx.export(
+            module,
+            (example,),
+            dynamo=True,
+            input_names=[INPUT_NAME],
+            output_names=list(OUTPUT_NAMES),
+            dynamic_shapes=dynamic,
+            optimize=True,
+            verbose=False,
+        )
     proto = program.model_proto
     if int8:
         quantization = require("onnxruntime.quantization")
