@@ -205,3 +205,14 @@ def test_runtime_accuracy_of_the_demo_model(tmp_path):
     assert rows[0]["top1"] >= 75.0 and abs(rows[1]["top1_vs_eager"]) <= 25.0
     assert (tmp_path / "list.txt").exists()
     assert load(DEFAULT_MODEL, device="cpu").num_classes == 4
+
+
+@pytest.mark.cuda
+def test_onnxruntime_runtime_of_a_cuda_model_leaves_it_there(tiny):
+    import copy
+
+    model = copy.deepcopy(tiny).cuda()
+    runner = export.runtime_model(model, "onnxruntime")
+    assert next(model.parameters()).is_cuda  # exported from a CPU copy
+    clips = torch.randn(2, 3, 8, 32, 32)
+    torch.testing.assert_close(runner(clips), _eager(tiny, clips)[0], atol=1e-5, rtol=1e-4)
