@@ -4,6 +4,7 @@ with an artefact, the ONNX Runtime runner behind predict/evaluate, and the runti
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 
 import pytest
@@ -166,6 +167,15 @@ def test_missing_onnx_extra_is_named(tiny, tmp_path, monkeypatch, capsys):
     assert main(["export", DEFAULT_MODEL, str(tmp_path / "m.onnx")]) == 1
     assert "pip install 'tokshift-zoo[onnx]'" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())
+
+
+def test_core_imports_do_not_pull_the_onnx_extra():
+    code = (
+        "import sys, tokshift_zoo, tokshift_zoo.export, tokshift_zoo.benchmark, tokshift_zoo.cli; "
+        "print(sorted(m for m in ('onnx', 'onnxscript', 'onnxruntime') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
 
 
 def test_runtime_model_and_errors(tiny):
