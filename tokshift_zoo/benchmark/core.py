@@ -8,12 +8,13 @@ two of them, so a slow patch of a shared machine hits a figure and its reference
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import os
 import platform
 import statistics
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -215,11 +216,26 @@ def autocast(device: str | torch.device, dtype: torch.dtype) -> contextlib.Abstr
     return torch.autocast(torch.device(device).type, dtype=dtype)
 
 
-def inductor_freezing(device: str | torch.device) -> contextlib.AbstractContextManager:
+class _DropNoCudaWarning(logging.Filter):
+    """torch's C++ extension loader, imported by Inductor, warns on a machine without CUDA that it found none."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "No CUDA runtime is found" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def inductor_freezing(device: str | torch.device) -> Iterator[None]:
     """Within it, Inductor on CPU freezes the weights into the graph (inference), which lets it prepack them for
     oneDNN and fuse the bias and GELU into the matrix products: PyTorch's recommended CPU inference setting."""
     if torch.device(device).type != "cpu":
-        return contextlib.nullcontext()
+        yield
+        return
     import torch._inductor.config as inductor_config
 
-    return inductor_config.patch(freezing=True)
+    logger, no_cuda = logging.getLogger("torch.utils.cpp_extension"), _DropNoCudaWarning()
+    logger.addFilter(no_cuda)
+    try:
+        with inductor_config.patch(freezing=True):
+            yield
+    finally:
+        logger.removeFilter(no_cuda)
