@@ -192,11 +192,11 @@ def _example(model: nn.Module, frames: int | None, dynamic_batch: bool, seed: in
 
 
 class _DropQuantizerAdvice(logging.Filter):
-    """onnxruntime.quantization logs, on the root logger, advice to pre-process the model first (shape inference
-    for static quantisation); dynamic quantisation of a graph with shapes does not need it."""
+    """onnxruntime.quantization logs on the root logger: a line per tensor at INFO, and advice to pre-process the
+    model first (shape inference for static quantisation), which dynamic quantisation does not need."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return "pre-processing before quantization" not in record.getMessage()
+        return record.levelno > logging.INFO and "pre-processing before quantization" not in record.getMessage()
 
 
 @contextlib.contextmanager
