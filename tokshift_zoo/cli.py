@@ -289,7 +289,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
             dynamic_batch=args.batch == "dynamic",
             check_clips=args.check_clips,
         )
-    except ImportError as err:  # no [onnx] extra
+    except (ImportError, RuntimeError, OSError) as err:  # no [onnx] extra, the exporter failed, no weights
         print(f"tokshift-zoo export: error: {err}", file=sys.stderr)
         return 1
     except ValueError as err:

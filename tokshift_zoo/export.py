@@ -37,6 +37,7 @@ from .video.transforms import DataConfig, resolve_data_config
 __all__ = [
     "FORMATS",
     "RUNTIMES",
+    "ExportError",
     "ExportedModel",
     "OnnxRuntimeModel",
     "artefact_metadata",
@@ -53,6 +54,10 @@ RUNTIMES = ("eager", "onnxruntime")
 METADATA_FILE = "tokshift_zoo.json"  # the .pt2 extra file holding the metadata
 INPUT_NAME, OUTPUT_NAMES = "clips", ("logits", "embedding")
 _MAX_BATCH, _MAX_FRAMES = 4096, 1024  # bounds of the dynamic dimensions
+
+
+class ExportError(RuntimeError):
+    """The exporter (torch.export, or torch.onnx's translation) could not capture the model as asked."""
 
 
 def require(module: str) -> Any:
@@ -288,6 +293,7 @@ def export_model(
 
     Raises:
         ValueError: an unknown format or frames value, or int8 with ``.pt2``.
+        ExportError: the exporter could not capture the model (e.g. a dynamic T it cannot keep symbolic).
         ImportError: onnx / onnxscript / onnxruntime missing (``pip install 'tokshift-zoo[onnx]'``).
     """
     path = Path(out)
@@ -315,10 +321,17 @@ def export_model(
     dynamic = _dynamic_shapes(num_frames, dynamic_batch)
     started = time.perf_counter()
     with torch.no_grad():
-        if fmt == "onnx":
-            _write_onnx(module, example, path, dynamic, metadata, int8)
-        else:
-            _write_pt2(module, example, path, dynamic, metadata)
+        try:
+            if fmt == "onnx":
+                _write_onnx(module, example, path, dynamic, metadata, int8)
+            else:
+                _write_pt2(module, example, path, dynamic, metadata)
+        except (ImportError, OSError):
+            raise
+        except Exception as err:  # torch.export's and the ONNX translator's many error types: say what failed
+            shape = metadata["input"]["shape"]
+            detail = "; ".join(line.strip() for line in str(err).strip().splitlines()[:3])
+            raise ExportError(f"could not export {metadata['model']} to {fmt} for input {shape}: {detail}") from err
     result: dict[str, Any] = {
         "path": str(path),
         "format": fmt,
