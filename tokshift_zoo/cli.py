@@ -305,8 +305,9 @@ def _cmd_export(args: argparse.Namespace) -> int:
     )
     print(f"  input {meta['input']['name']} {meta['input']['shape']} float32; outputs logits, embedding")
     print(
-        f"  preprocessing: {meta['frames']} frames x{meta['frame_stride']} ({meta['sampling']}), {meta['size']} "
-        f"crops, mean {meta['mean']} std {meta['std']}, views {meta['views']}, "
+        f"  preprocessing: {meta['frames']} frames (trained on {meta['trained_frames']}, {meta['sampling']} sampling"
+        f"{', every ' + str(meta['frame_stride']) + ' frames' if meta['sampling'] == 'dense' else ''}), "
+        f"{meta['size']} crops, mean {meta['mean']} std {meta['std']}, views {meta['views']}, "
         f"{len(meta['labels']) if meta['labels'] else 0} labels"
     )
     print(
