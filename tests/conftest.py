@@ -12,6 +12,7 @@ from huggingface_hub import constants as hf_constants
 
 import tokshift_zoo
 
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Tests marked ``cuda`` are skipped, with the reason, where torch sees no CUDA device."""
     if torch.cuda.is_available():

@@ -197,7 +197,7 @@ def test_runtime_suite_on_a_tiny_model():
     assert by["eager fp32"]["vs_eager"] == 1.0 and by["eager fp32"]["max_abs_diff"] == 0.0  # against itself
     for row in rows:
         assert row["top1_agreement"] == 100.0 or row["runtime"] == "onnxruntime int8"
-        assert row["ms_min"] <= row["ms"] and row["vs_eager"] > 0
+        assert row["ms_min"] <= row["ms"] and row["vs_eager_range"][0] <= row["vs_eager"] <= row["vs_eager_range"][1]
     assert by["torch.compile"]["max_abs_diff"] < 1e-5 and by["onnxruntime fp32"]["max_abs_diff"] < 1e-4
     assert by["onnxruntime fp32"]["embedding_cosine_min"] > 0.99999
     assert 0 < by["onnxruntime int8"]["max_abs_diff"] < 0.1 and by["onnxruntime int8"]["embedding_cosine_min"] > 0.99
