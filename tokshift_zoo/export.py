@@ -32,12 +32,14 @@ import torch
 import torch.nn as nn
 
 from .atomic import atomic_write
+from .errors import ConfigError, TokShiftZooError
 from .video.transforms import DataConfig, resolve_data_config
 
 __all__ = [
     "FORMATS",
     "RUNTIMES",
     "ExportError",
+    "ExtraNotInstalledError",
     "ExportedModel",
     "OnnxRuntimeModel",
     "artefact_metadata",
@@ -56,20 +58,24 @@ INPUT_NAME, OUTPUT_NAMES = "clips", ("logits", "embedding")
 _MAX_BATCH, _MAX_FRAMES = 4096, 1024  # bounds of the dynamic dimensions
 
 
-class ExportError(RuntimeError):
+class ExportError(TokShiftZooError, RuntimeError):
     """The exporter (torch.export, or torch.onnx's translation) could not capture the model as asked."""
+
+
+class ExtraNotInstalledError(TokShiftZooError, ImportError):
+    """A module of the ``[onnx]`` extra (onnx, onnxscript, onnxruntime) is not installed."""
 
 
 def require(module: str) -> Any:
     """Import one of the ``[onnx]`` extra's modules (onnx, onnxscript, onnxruntime) or say how to install it.
 
     Raises:
-        ImportError: naming the module and ``pip install 'tokshift-zoo[onnx]'``.
+        ExtraNotInstalledError: an ImportError naming the module and ``pip install 'tokshift-zoo[onnx]'``.
     """
     try:
         return importlib.import_module(module)
     except ImportError as err:
-        raise ImportError(
+        raise ExtraNotInstalledError(
             f"ONNX export and ONNX Runtime need the {module.split('.')[0]} package, which is not installed: "
             "pip install 'tokshift-zoo[onnx]'"
         ) from err
@@ -139,7 +145,7 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
     """The metadata of an ``.onnx`` or ``.pt2`` artefact (see ``artefact_metadata``).
 
     Raises:
-        ValueError: the file is not an artefact written by ``export_model``.
+        ConfigError: (a ValueError) the file is not an artefact written by ``export_model``.
     """
     path = Path(path)
     if _format_of(path) == "pt2":
@@ -151,14 +157,14 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
         props = {p.key: p.value for p in onnx.load(path, load_external_data=False).metadata_props}
         text = props.get("tokshift_zoo", "")
     if not text:
-        raise ValueError(f"{path}: no tokshift_zoo metadata; expected an artefact written by `tokshift-zoo export`")
+        raise ConfigError(f"{path}: no tokshift_zoo metadata; expected an artefact written by `tokshift-zoo export`")
     return json.loads(text)
 
 
 def _format_of(path: Path, fmt: str | None = None) -> str:
     fmt = fmt or ("pt2" if path.suffix == ".pt2" else "onnx")
     if fmt not in FORMATS:
-        raise ValueError(f"format must be one of {FORMATS}, got {fmt!r}")
+        raise ConfigError(f"format must be one of {FORMATS}, got {fmt!r}")
     return fmt
 
 
@@ -292,14 +298,14 @@ def export_model(
         checked, ``check_artefact``'s figures.
 
     Raises:
-        ValueError: an unknown format or frames value, or int8 with ``.pt2``.
+        ConfigError: (a ValueError) an unknown format or frames value, or int8 with ``.pt2``.
         ExportError: the exporter could not capture the model (e.g. a dynamic T it cannot keep symbolic).
-        ImportError: onnx / onnxscript / onnxruntime missing (``pip install 'tokshift-zoo[onnx]'``).
+        ExtraNotInstalledError: (an ImportError) onnx / onnxscript / onnxruntime missing.
     """
     path = Path(out)
     fmt = _format_of(path, fmt)
     if int8 and fmt != "onnx":
-        raise ValueError("--int8 is ONNX Runtime's dynamic quantisation: it needs --format onnx, got pt2")
+        raise ConfigError("--int8 is ONNX Runtime's dynamic quantisation: it needs --format onnx, got pt2")
     for module in ("onnx", "onnxscript", "onnxruntime") if fmt == "onnx" else ():
         require(module)  # before minutes of export, not after
     if frames == "dynamic":
@@ -309,9 +315,9 @@ def export_model(
     elif isinstance(frames, int) or (isinstance(frames, str) and frames.isdigit()):
         num_frames = int(frames)
         if num_frames < 1:
-            raise ValueError(f"frames must be at least 1 or 'dynamic', got {frames}")
+            raise ConfigError(f"frames must be at least 1 or 'dynamic', got {frames}")
     else:
-        raise ValueError(f"frames must be a number of frames or 'dynamic', got {frames!r}")
+        raise ConfigError(f"frames must be a number of frames or 'dynamic', got {frames!r}")
     param = next(model.parameters())
     if param.device.type != "cpu" or param.dtype != torch.float32 or model.training:
         model = copy.deepcopy(model).to("cpu", torch.float32).eval()  # leave the caller's model as it was
@@ -326,7 +332,7 @@ def export_model(
                 _write_onnx(module, example, path, dynamic, metadata, int8)
             else:
                 _write_pt2(module, example, path, dynamic, metadata)
-        except (ImportError, OSError):
+        except (ImportError, OSError, TokShiftZooError):
             raise
         except Exception as err:  # torch.export's and the ONNX translator's many error types: say what failed
             shape = metadata["input"]["shape"]
@@ -408,7 +414,7 @@ class OnnxRuntimeModel(_ArtefactModel):
         session = ort.InferenceSession(os.fspath(path), options, providers=list(providers))
         text = session.get_modelmeta().custom_metadata_map.get("tokshift_zoo")
         if not text:
-            raise ValueError(f"{path}: no tokshift_zoo metadata; expected an artefact written by `tokshift-zoo export`")
+            raise ConfigError(f"{path}: no tokshift_zoo metadata; expected an artefact of `tokshift-zoo export`")
         super().__init__(json.loads(text))
         self.session = session
         self.runtime = "onnxruntime-int8" if self.metadata["int8"] else "onnxruntime"
@@ -425,7 +431,7 @@ class ExportedModel(_ArtefactModel):
         extra = {METADATA_FILE: ""}
         program = torch.export.load(path, extra_files=extra)
         if not extra[METADATA_FILE]:
-            raise ValueError(f"{path}: no {METADATA_FILE}; expected an artefact written by `tokshift-zoo export`")
+            raise ConfigError(f"{path}: no {METADATA_FILE}; expected an artefact written by `tokshift-zoo export`")
         super().__init__(json.loads(extra[METADATA_FILE]))
         self.program = program.module()
         self.runtime = "torch.export"
@@ -482,13 +488,13 @@ def runtime_model(
     ONNX, int8 if asked, and loaded in ONNX Runtime: pass the result to ``predict`` or ``evaluate``.
 
     Raises:
-        ValueError: an unknown runtime, or int8 with eager.
+        ConfigError: (a ValueError) an unknown runtime, or int8 with eager.
     """
     if runtime not in RUNTIMES:
-        raise ValueError(f"runtime must be one of {RUNTIMES}, got {runtime!r}")
+        raise ConfigError(f"runtime must be one of {RUNTIMES}, got {runtime!r}")
     if runtime == "eager":
         if int8:
-            raise ValueError("int8 is ONNX Runtime's dynamic quantisation: use it with runtime='onnxruntime'")
+            raise ConfigError("int8 is ONNX Runtime's dynamic quantisation: use it with runtime='onnxruntime'")
         return model
     require("onnxruntime")
     with tempfile.TemporaryDirectory() as tmp:

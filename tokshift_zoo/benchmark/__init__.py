@@ -23,7 +23,6 @@ prints them):
 
 from .attention import attention_suite
 from .core import (
-    DTYPES,
     build_model,
     cpu_has_native_bf16,
     default_models,
@@ -45,7 +44,6 @@ from .videos import write_long_video
 
 __all__ = [
     "DEFAULT_SUITES",
-    "DTYPES",
     "SUITES",
     "attention_suite",
     "authors_token_shift",

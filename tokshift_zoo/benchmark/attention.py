@@ -13,7 +13,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .core import BASE_REFERENCE, DTYPES, build_model, measure, num_tokens, paired_ratio, significant
+from ..devices import DTYPES
+from .core import BASE_REFERENCE, build_model, measure, num_tokens, paired_ratio, significant
 
 __all__ = ["attention_suite"]
 

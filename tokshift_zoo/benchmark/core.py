@@ -24,8 +24,6 @@ import torch.nn as nn
 
 __all__ = [
     "BASE_REFERENCE",
-    "DTYPES",
-    "autocast",
     "build_model",
     "cache_dir",
     "cpu_has_native_bf16",
@@ -42,7 +40,6 @@ __all__ = [
     "synchronize",
 ]
 
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 BASE_REFERENCE = "tokshift_base16_224_8f"  # the model the shift, attention, decode and runtime suites take shapes from
 
 
@@ -207,13 +204,6 @@ def random_clip(model: nn.Module, batch_size: int, num_frames: int, device: str 
 def num_tokens(model: nn.Module) -> int:
     """Tokens per frame: patches plus the class token."""
     return model.patch_embed.num_patches + model.num_prefix_tokens
-
-
-def autocast(device: str | torch.device, dtype: torch.dtype) -> contextlib.AbstractContextManager:
-    """Autocast to ``dtype`` on ``device``'s type; no autocast for float32."""
-    if dtype == torch.float32:
-        return contextlib.nullcontext()
-    return torch.autocast(torch.device(device).type, dtype=dtype)
 
 
 class _DropNoCudaWarning(logging.Filter):

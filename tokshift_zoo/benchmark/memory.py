@@ -17,7 +17,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from .core import DTYPES, autocast, build_model, random_clip, significant
+from ..devices import DTYPES, autocast
+from .core import build_model, random_clip, significant
 
 __all__ = ["peak_memory", "memory_suite"]
 
@@ -53,7 +54,7 @@ def _memory_step(
     num_frames = num_frames or model.num_frames
     clips = random_clip(model, batch_size, num_frames, device)
     labels = torch.zeros(batch_size, dtype=torch.long, device=device)
-    amp = autocast(device, DTYPES[dtype])
+    amp = autocast(device, None if DTYPES[dtype] == torch.float32 else DTYPES[dtype])
     optimizer = None
     if mode == "train":
         model.train()

@@ -22,8 +22,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..devices import DTYPES, autocast
 from . import core
-from .core import DTYPES, build_model, measure, num_tokens, random_clip, significant, summarize, synchronize
+from .core import build_model, measure, num_tokens, random_clip, significant, summarize, synchronize
 
 __all__ = ["gemm_shape", "make_gemm", "benchmark_model", "model_suite", "op_breakdown"]
 
@@ -109,7 +110,7 @@ def benchmark_model(
     one = clips[:1]
     m, k, n = gemm_shape(model, batch_size, num_frames)
     gemm = make_gemm(m, k, n, torch_dtype, device)
-    amp = core.autocast(device, torch_dtype)
+    amp = autocast(device, None if torch_dtype == torch.float32 else torch_dtype)
 
     def forward(x: torch.Tensor) -> Callable[[], torch.Tensor]:
         def run() -> torch.Tensor:
