@@ -2,38 +2,19 @@
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any
 
 import timm
 import torch.nn as nn
-from safetensors import safe_open
 
 from . import models  # noqa: F401 - registers the zoo's models with timm
+from .errors import ConfigError
 from .models.registry import VideoCfg
-from .weights import load_weights_file
+from .models.tokshift import feature_model, pop_feature_args
+from .weights import load_weights_file, read_checkpoint_metadata
 
 __all__ = ["create_model", "read_checkpoint_metadata"]
-
-
-def read_checkpoint_metadata(path: str | os.PathLike) -> dict[str, Any]:
-    """The zoo's metadata of a safetensors file written by ``convert`` or the trainer, values JSON-decoded.
-
-    Keys that may be present: ``architecture``, ``model_kwargs`` (builder overrides, ``num_classes`` included),
-    ``pretrained_cfg`` (label names, mean/std...), ``video_cfg``, ``tag``; an empty dict for other files.
-    """
-    if not os.fspath(path).endswith(".safetensors"):
-        return {}
-    with safe_open(os.fspath(path), framework="pt") as f:
-        raw = f.metadata() or {}
-    decoded = {}
-    for key, value in raw.items():
-        try:
-            decoded[key] = json.loads(value)
-        except json.JSONDecodeError:  # plain strings (convert writes the architecture as is)
-            decoded[key] = value
-    return decoded
 
 
 def create_model(
@@ -53,7 +34,8 @@ def create_model(
             A safetensors file written by the zoo (``convert``, the trainer's ``best.safetensors``) also gives
             the model's arguments, class names and video settings, unless ``kwargs`` say otherwise.
         **kwargs: model overrides as in timm (``num_classes``, ``img_size``, ``num_frames``, ``fold_div``,
-            ``embed_dim``, ``depth``, ``num_heads``, ``drop_path_rate``, ``pretrained_cfg_overlay``, ...).
+            ``embed_dim``, ``depth``, ``num_heads``, ``drop_path_rate``, ``pretrained_cfg_overlay``, ...), and
+            timm's ``features_only`` / ``out_indices`` / ``feature_cls`` (a feature extractor, see docs/timm.md).
 
     Returns:
         A ``VideoVisionTransformer`` taking (B, 3, T, H, W) clips and returning (B, num_classes) logits. When
@@ -63,16 +45,18 @@ def create_model(
     saved = read_checkpoint_metadata(checkpoint_path) if checkpoint_path is not None else {}
     model_name = model_name or saved.get("architecture")
     if not model_name:
-        raise ValueError(f"no model name given and {checkpoint_path} does not name its architecture")
+        raise ConfigError(f"no model name given and {checkpoint_path} does not name its architecture")
     kwargs = dict(saved.get("model_kwargs") or {}, **kwargs)
     if "pretrained_cfg" in saved and "pretrained_cfg_overlay" not in kwargs:
         cfg = saved["pretrained_cfg"]
         kwargs["pretrained_cfg_overlay"] = {
             k: cfg[k] for k in ("label_names", "num_classes", "mean", "std") if k in cfg
         }
+    # features_only wraps the model, so with a checkpoint the wrapping waits until the weights are in
+    features = pop_feature_args(kwargs) if checkpoint_path is not None else None
     model = timm.create_model(model_name, pretrained=pretrained, **kwargs)
     if "video_cfg" in saved:
         model.video_cfg = VideoCfg(**saved["video_cfg"])
     if checkpoint_path is not None:
         model.load_report = load_weights_file(model, checkpoint_path)
-    return model
+    return feature_model(model, **features) if features is not None else model
