@@ -5,6 +5,7 @@ Knows nothing of models: a model's settings come in as a ``DataConfig``.
 
 from .io import (
     VideoInfo,
+    VideoNotFoundError,
     VideoReadError,
     decode_frame_folder,
     decode_frames,
@@ -18,6 +19,7 @@ from .transforms import DataConfig, VideoEvalTransform, VideoTrainTransform, cre
 __all__ = [
     "VideoInfo",
     "VideoReadError",
+    "VideoNotFoundError",
     "read_video_info",
     "decode_frames",
     "load_video",

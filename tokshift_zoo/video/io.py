@@ -31,6 +31,7 @@ from ..errors import VideoError
 __all__ = [
     "VideoInfo",
     "VideoReadError",
+    "VideoNotFoundError",
     "read_video_info",
     "decode_frames",
     "load_video",
@@ -55,6 +56,10 @@ _NONREF_SKIPPABLE = frozenset({"h264"})
 class VideoReadError(VideoError):
     """A video file is missing, not a readable media file, has no video stream or no frames, or fails to
     decode."""
+
+
+class VideoNotFoundError(VideoReadError, FileNotFoundError):
+    """No file at the video's path: also a ``FileNotFoundError``, so ordinary handlers catch it."""
 
 
 @dataclass(frozen=True)
@@ -95,7 +100,7 @@ class VideoInfo:
 def _open(path: str | os.PathLike) -> av.container.InputContainer:
     name = os.fspath(path)
     if not os.path.exists(name):
-        raise VideoReadError(f"cannot read video {name!r}: no such file")
+        raise VideoNotFoundError(f"cannot read video {name!r}: no such file")
     if os.path.isdir(name):
         raise VideoReadError(f"cannot read video {name!r}: it is a directory")
     try:
@@ -363,14 +368,25 @@ def decode_frame_folder(folder: str | os.PathLike, indices: Iterable[int]) -> to
     return torch.from_numpy(np.stack(frames))
 
 
+# The codec write_video picks for a container when none is given: what the container's players expect.
+_CONTAINER_CODECS = {".webm": "libvpx-vp9", ".mp4": "libx264", ".mkv": "libx264", ".mov": "libx264"}
+
+
 def write_video(
-    path: str | os.PathLike, frames: np.ndarray | torch.Tensor, fps: int = 25, codec: str = "libx264", crf: int = 18
+    path: str | os.PathLike,
+    frames: np.ndarray | torch.Tensor,
+    fps: int = 25,
+    codec: str | None = None,
+    crf: int = 18,
 ) -> None:
     """Encode uint8 RGB frames (T, H, W, 3) into a video file, written to a temporary name and renamed.
 
-    The container follows the extension (``.mp4``, ``.mkv``, ``.webm``, ``.avi``); pixels are stored as 4:2:0
-    YUV, so H and W must be even for most codecs. On failure no file is left behind.
+    The container follows the extension (``.mp4``, ``.mkv``, ``.webm``, ``.avi``), and so does the codec unless
+    ``codec`` names one: VP9 (``libvpx-vp9``) for ``.webm``, H.264 (``libx264``) for the others. ``crf`` is
+    the quality of H.264 and VP9 (lower is better). Pixels are stored as 4:2:0 YUV, so H and W must be even for
+    most codecs. On failure no file is left behind.
     """
+    codec = codec or _CONTAINER_CODECS.get(Path(path).suffix.lower(), "libx264")
     frames = np.ascontiguousarray(torch.as_tensor(frames).numpy())
     if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
         raise ValueError(f"expected uint8 frames (T, H, W, 3), got {frames.dtype} of shape {frames.shape}")
@@ -382,6 +398,8 @@ def write_video(
             stream.pix_fmt = "yuvj420p" if codec == "mjpeg" else "yuv420p"  # MJPEG takes full-range YUV
             if codec in ("libx264", "h264"):
                 stream.options = {"crf": str(crf), "preset": "medium"}
+            elif codec == "libvpx-vp9":  # constant quality (b:v 0); realtime keeps short test clips quick
+                stream.options = {"crf": str(crf), "b:v": "0", "deadline": "realtime", "cpu-used": "8"}
             for frame in frames:
                 container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
             container.mux(stream.encode())
