@@ -40,14 +40,19 @@ Start here:
 """
 
 
-class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """Shows each option's default, unless its help already says it or there is none to show (None, a flag)."""
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
         text = action.help or ""
-        if "default" in text or action.default in (None, False, argparse.SUPPRESS) or not action.option_strings:
+        nothing = action.default is None or action.default is False or action.default in ("", argparse.SUPPRESS)
+        if "default" in text or nothing or not action.option_strings:
             return action.help
         return super()._get_help_string(action)
+
+
+class _TopHelpFormatter(_HelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """The top-level help: its description is laid out by hand."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -148,7 +153,9 @@ def _add_list_options(parser: argparse.ArgumentParser, *names: str) -> None:
             help="'path label' lines, a path,label CSV (labels with spaces) or a frame-folder list"
             + ("; without it: no validation, and best.safetensors is the last epoch's weights" if optional else ""),
         )
-    parser.add_argument("--data-root", default="", help="folder the list paths are relative to")
+    parser.add_argument(
+        "--data-root", default="", help="folder the list paths are relative to (default: the current folder)"
+    )
 
 
 def _load_model(args: argparse.Namespace) -> Any:
@@ -215,7 +222,9 @@ def _cmd_convert(args: argparse.Namespace) -> int:
 
 def _add_models_parsers(commands: argparse._SubParsersAction) -> None:
     models = commands.add_parser("models", help="list the zoo's models with params, FLOPs and weights")
-    models.add_argument("--filter", default="", help="glob on model names, e.g. 'tokshift_large*'")
+    models.add_argument(
+        "--filter", default="", help="glob on model names, e.g. 'tokshift_large*' (default: every model)"
+    )
     models.add_argument("--json", action="store_true", help="print JSON instead of a table")
     models.set_defaults(func=_cmd_models)
 
@@ -530,7 +539,11 @@ def _cmd_train_demo(args: argparse.Namespace) -> int:
 def _add_demo_parsers(commands: argparse._SubParsersAction) -> None:
     demo = commands.add_parser("demo", help="write a synthetic motion clip and classify it with the bundled model")
     demo.add_argument("--output", default="demo_out", help="folder for the clip")
-    demo.add_argument("--direction", choices=["moving_left", "moving_right", "moving_up", "moving_down"])
+    demo.add_argument(
+        "--direction",
+        choices=["moving_left", "moving_right", "moving_up", "moving_down"],
+        help="the motion in the clip (default: drawn with --seed)",
+    )
     demo.add_argument("--seed", type=int, default=0, help="the clip's random seed")
     demo.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda ...")
     demo.set_defaults(func=_cmd_demo)
@@ -549,7 +562,7 @@ def _add_demo_parsers(commands: argparse._SubParsersAction) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every ``tokshift-zoo`` command."""
-    parser = _Parser(prog="tokshift-zoo", description=_DESCRIPTION)
+    parser = _Parser(prog="tokshift-zoo", description=_DESCRIPTION, formatter_class=_TopHelpFormatter)
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
