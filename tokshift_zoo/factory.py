@@ -13,6 +13,7 @@ import torch.nn as nn
 from . import models  # noqa: F401 - registers the zoo's models with timm
 from .errors import ConfigError
 from .models.registry import VideoCfg, check_model_name
+from .models.tokshift import feature_model, pop_feature_args
 from .video import DataConfig
 from .video import resolve_data_config as _model_data_config
 from .weights import load_weights_file, read_checkpoint_metadata
@@ -38,7 +39,8 @@ def create_model(
             ``checkpoint-epochNNN.pt``) also gives the model's arguments, class names and video settings, unless
             ``kwargs`` say otherwise.
         **kwargs: model overrides as in timm (``num_classes``, ``img_size``, ``num_frames``, ``fold_div``,
-            ``embed_dim``, ``depth``, ``num_heads``, ``drop_path_rate``, ``pretrained_cfg_overlay``, ...).
+            ``embed_dim``, ``depth``, ``num_heads``, ``drop_path_rate``, ``pretrained_cfg_overlay``, ...), and
+            timm's ``features_only`` / ``out_indices`` / ``feature_cls`` (a feature extractor, see docs/timm.md).
 
     Raises:
         ConfigError: an unknown name or tag (the message suggests the closest ones).
@@ -61,12 +63,14 @@ def create_model(
         kwargs["pretrained_cfg_overlay"] = {
             k: cfg[k] for k in ("label_names", "num_classes", "mean", "std") if k in cfg
         }
+    # features_only wraps the model, so with a checkpoint the wrapping waits until the weights are in
+    features = pop_feature_args(kwargs) if checkpoint_path is not None else None
     model = timm.create_model(model_name, pretrained=pretrained, **kwargs)
     if "video_cfg" in saved:
         model.video_cfg = VideoCfg(**saved["video_cfg"])
     if checkpoint_path is not None:
         model.load_report = load_weights_file(model, checkpoint_path)
-    return model
+    return feature_model(model, **features) if features is not None else model
 
 
 def resolve_data_config(model: nn.Module | str, **kwargs: Any) -> DataConfig:
