@@ -4,10 +4,12 @@ Knows nothing of models: a model's settings come in as a ``DataConfig``.
 """
 
 from .io import (
+    DecodeStats,
     VideoInfo,
     VideoReadError,
     decode_frame_folder,
     decode_frames,
+    decode_stats,
     frame_folder_length,
     load_video,
     read_video_info,
@@ -20,6 +22,8 @@ __all__ = [
     "VideoReadError",
     "read_video_info",
     "decode_frames",
+    "decode_stats",
+    "DecodeStats",
     "load_video",
     "frame_folder_length",
     "decode_frame_folder",
