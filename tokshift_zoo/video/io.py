@@ -312,10 +312,6 @@ class _Doubt(Exception):
     """The seek path cannot be sure of a frame; the message says why."""
 
 
-def _configure(stream: av.VideoStream) -> None:
-    stream.thread_type = "AUTO"
-
-
 class _Decoder:
     """Decodes the wanted frames of one file into the output array, counting the work done."""
 
@@ -345,12 +341,10 @@ class _Decoder:
         runs = _plan_runs(sorted(self.slots), self.info.keyframes)
         with _open(self.path) as container:
             stream = _video_stream(container, self.path)
-            _configure(stream)
+            stream.thread_type = "AUTO"
             for number, run in enumerate(runs):
                 seek_to = _keyframe_before(self.info.keyframes, run[0])
-                if number == 0 and seek_to == 0:
-                    pass  # the first run starts at the first frame: decode from the start, as the in-order decode
-                else:
+                if number > 0 or seek_to > 0:  # a first run from frame 0 decodes from the start, without a seek
                     if number == 0:
                         self._prime(container, stream)
                     container.seek(self.info.pts[seek_to], stream=stream, backward=True, any_frame=False)
@@ -416,7 +410,7 @@ class _Decoder:
         index = 0
         with _open(self.path) as container:
             stream = _video_stream(container, self.path)
-            _configure(stream)
+            stream.thread_type = "AUTO"
             for packet in _packets(container, stream):
                 for frame in stream.decode(packet):
                     self.decoded += 1
