@@ -29,8 +29,8 @@ def test_single_process_without_torchrun_env(monkeypatch):
 
 
 def test_unknown_or_missing_device_is_refused(monkeypatch):
-    with pytest.raises(ValueError, match="'auto', 'cuda' or 'cpu'"):
+    with pytest.raises(ValueError, match="'auto', 'cpu', 'cuda' or 'cuda:N', got 'tpu'"):
         init_distributed("tpu")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    with pytest.raises(RuntimeError, match="no CUDA device"):
+    with pytest.raises(RuntimeError, match="cuda:0 was asked for, but this machine has 0 CUDA device"):
         init_distributed("cuda")

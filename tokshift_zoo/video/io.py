@@ -45,6 +45,7 @@ import torch
 from PIL import Image
 
 from ..atomic import atomic_write
+from ..errors import VideoError
 
 __all__ = [
     "VideoInfo",
@@ -78,7 +79,7 @@ _MPEG4_VOP_START = b"\x00\x00\x01\xb6"
 _MPEG4_B_VOP = 2  # vop_coding_type, the two bits after the VOP start code: I 0, P 1, B 2, S 3
 
 
-class VideoReadError(ValueError):
+class VideoReadError(VideoError):
     """A video file is missing, not a readable media file, has no video stream or no frames, or fails to
     decode."""
 
