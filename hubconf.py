@@ -1,4 +1,4 @@
-"""torch.hub entry points: ``torch.hub.load("OWNER/tokshift-zoo", "tokshift_base16_224_8f", device="cuda")``.
+"""torch.hub entry points: ``torch.hub.load("path/to/tokshift-zoo", "tokshift_base16_224_8f", source="local")``.
 
 Each zoo model is an entry point returning ``tokshift_zoo.load(name[.tag], device, dtype, **kwargs)``: weights
 verified, model on its device, preprocessing attached as ``model.preprocess``.

@@ -15,6 +15,7 @@ import pytest
 import torch
 from conftest import TINY_ARGS
 from test_tokshift import reference_shift
+from videos import index_frames, write_video
 
 import tokshift_zoo
 from tokshift_zoo import benchmark
@@ -250,10 +251,19 @@ def test_decode_suite_on_a_small_video(tmp_path):
     assert "600 frames" in result["video"] and "12 keyframes" in result["video"]
     assert result["view_shape"] == [3, 8, 224, 224] and result["frames_sampled"] == 80
     assert 80 <= result["frames_decoded"] < result["frames_decoded_no_skip"] <= 600  # B-frames skipped
+    assert result["decode_calls"] >= 4 and result["in_order_decodes"] == result["exact_fallbacks"] == 0
     assert result["views_per_s"] == pytest.approx(30 / result["views_s"], rel=2e-3)  # 10 clips x 3 crops
     # one round: each speed-up is the reference's time over the views' time, as printed beside it
     for key, reference in (("speedup_vs_all_rgb", "all_frames_rgb_s"), ("speedup_vs_no_skip", "views_no_skip_s")):
         assert result[key] == pytest.approx(result[reference] / result["views_s"], rel=2e-3, abs=0.006), key
+
+
+def test_decode_suite_counts_in_order_decodes(tmp_path):
+    """MPEG-TS timestamps cannot number frames: every call decodes in order, and the suite says so."""
+    video = write_video(tmp_path / "clip.ts", index_frames(60), gop=10)
+    result = benchmark.decode_suite(video=video, views="10x3", reps=1)
+    assert result["in_order_decodes"] == result["decode_calls"] >= 4 and result["exact_fallbacks"] == 0
+    assert result["seeks"] == 0
 
 
 def test_loader_suite_with_workers(tmp_path):

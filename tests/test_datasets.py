@@ -41,7 +41,8 @@ def test_mmaction_list_with_spaces_and_data_root(tmp_path):
 def test_csv_with_names_and_indices(tmp_path):
     _touch(tmp_path, "x.mp4", "y.mp4", "z.mp4")
     (tmp_path / "list.csv").write_text("path,label\nx.mp4,dog\ny.mp4,cat\nz.mp4,1\n")
-    assert class_names_from_lists(tmp_path / "list.csv") == ["1", "cat", "dog"]
+    with pytest.raises(VideoListError, match=r"mix class indices and class names.*indices \['1'\].*names \['cat'"):
+        class_names_from_lists(tmp_path / "list.csv")  # a new task would get a class '1' beside 'cat' and 'dog'
     samples = read_video_list(tmp_path / "list.csv", tmp_path, label_names=["cat", "dog"])
     assert [s.label for s in samples] == [1, 0, 1]
 
@@ -132,3 +133,17 @@ def test_clip_dataset_reads_the_sampled_frames_of_a_folder(tmp_path):
     levels = (clip.mean(dim=(0, 2, 3)) * 0.5 + 0.5) * 255  # mean 0.5, std 0.5 undone: (T,) grey levels
     # 4 of 10 frames, the middle of each of 4 equal segments: floor((k + 0.5) * 10 / 4)
     assert (levels / 20 - 1).round().int().tolist() == [1, 3, 6, 8]
+
+
+def test_a_label_with_spaces_is_explained(tmp_path):
+    _touch(tmp_path, "a.mp4")
+    (tmp_path / "list.txt").write_text("a.mp4 abseiling down\n")
+    with pytest.raises(VideoListError, match=r"is the video 'a.mp4' with the label 'abseiling down'\?.*CSV format"):
+        read_video_list(tmp_path / "list.txt", tmp_path, label_names=["down"])
+
+
+def test_mixed_label_kinds_across_lists_are_refused_naming_each(tmp_path):
+    (tmp_path / "train.txt").write_text("a.mp4 0\nb.mp4 1\n")
+    (tmp_path / "val.txt").write_text("c.mp4 left\nd.mp4 right\n")
+    with pytest.raises(VideoListError, match=r"train.txt has indices \['0', '1'\]; .*val.txt has names \['left'"):
+        class_names_from_lists(tmp_path / "train.txt", tmp_path / "val.txt")

@@ -175,3 +175,38 @@ def test_cli_evaluate_refuses_a_list_with_missing_files(tiny_model, tmp_path, ca
     argv = ["evaluate", "--model", "tokshift_base16_224_8f", "--checkpoint", checkpoint, "--model-kwargs", TINY_KWARGS]
     assert main(argv + ["--list", str(tmp_path / "val.txt"), "--data-root", str(tmp_path)]) == 2
     assert "missing.mp4" in capsys.readouterr().err
+
+
+def test_predict_takes_a_list_of_videos(tiny_model, clip_file, tmp_path):
+    other = write_video(tmp_path / "other.webm", index_frames(range(40)), fps=25)
+    results = tokshift_zoo.predict(tiny_model, [str(clip_file), other], topk=2)
+    assert results == [predict(tiny_model, clip_file, topk=2), predict(tiny_model, other, topk=2)]
+
+
+@pytest.fixture
+def fresh_notices(monkeypatch):
+    """Warnings said once per process: start from none said."""
+    from tokshift_zoo import notices
+
+    monkeypatch.setattr(notices, "_said", set())
+
+
+def test_short_videos_and_other_frame_counts_are_said_once(tiny_model, tmp_path, caplog, fresh_notices):
+    short = write_video(tmp_path / "short.mp4", index_frames(range(64)), fps=25)  # 8x32 clips span 256 frames
+    predict(tiny_model, short, views="3x1")
+    predict(tiny_model, short, views="3x1")
+    text = caplog.text
+    assert text.count("a video of 64 frames is shorter than the 8x32 clip spans 256 frames") == 1
+    assert "wrap around to the start" in text
+    assert text.count("3 test clips per video were asked for, but a video of 64 frames has only 1 distinct") == 1
+
+    caplog.clear()
+    uniform = tokshift_zoo.create_model("tokshift_demo_motion", num_classes=4).eval()
+    predict(uniform, write_video(tmp_path / "five.mp4", index_frames(range(5)), fps=25))
+    assert "a video of 5 frames has fewer than the 8 frames a clip needs: frames are repeated" in caplog.text
+
+    caplog.clear()
+    with torch.inference_mode():
+        tiny_model(torch.zeros(1, 3, 4, 32, 32))
+        tiny_model(torch.zeros(2, 3, 4, 32, 32))
+    assert caplog.text.count("trained on 8-frame clips and is given 4 frames: it runs on them as they are") == 1

@@ -3,6 +3,7 @@ torchrun (gloo on CPU)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import socket
@@ -218,6 +219,58 @@ def test_bad_labels_and_missing_files_are_refused_before_training(video_dir, tmp
         ]
     )
     assert code == 2 and "train.txt:2: label 5 is outside" in capsys.readouterr().err
+
+
+def test_mixed_label_kinds_and_labels_only_validation_has_are_refused(video_dir, tmp_path):
+    mixed = _config(video_dir, tmp_path / "out", train_list=str(video_dir / "train.txt"), num_classes=3)
+    with pytest.raises(VideoListError, match=r"mix class indices and class names.*train.txt has indices"):
+        train(mixed)  # indices in train.txt, names in val.csv: the old way made five classes '0', '1', ...
+    (tmp_path / "train.csv").write_text("path,label\nclip0.mp4,jumping\nclip1.mp4,running\n")
+    (tmp_path / "val.csv").write_text("path,label\nclip2.mp4,sitting\nclip3.mp4,jumping\nclip5.mp4,waving\n")
+    lists = dict(train_list=str(tmp_path / "train.csv"), val_list=str(tmp_path / "val.csv"))
+    with pytest.raises(ValueError, match=r"val.csv has labels that no line of .*train.csv has: \['sitting', 'waving'"):
+        train(_config(video_dir, tmp_path / "out", **lists))
+    assert not (tmp_path / "out").exists()
+
+
+def test_weights_that_cannot_be_had_leave_no_output_folder(video_dir, tmp_path):
+    with pytest.raises(FileNotFoundError, match="HF_HUB_OFFLINE"):  # offline here, and the cache is empty
+        train(_config(video_dir, tmp_path / "out", model=f"{MODEL}.in21k"))
+    assert not (tmp_path / "out").exists()
+
+
+def test_no_validation_list_then_predict_from_the_trainers_own_checkpoint(video_dir, tmp_path, caplog):
+    output = tmp_path / "run"
+    config = _config(video_dir, output)
+    result = train(dataclasses.replace(config, val_list=None))
+    assert "no validation list (--val-list): no validation" in caplog.text
+    (row,) = _metrics(output)
+    assert result["best_val_top1"] is None and "val_top1" not in row and row["train_samples"] == 6
+    umask = os.umask(0)
+    os.umask(umask)
+    for name in ("best.safetensors", "checkpoint-epoch001.pt", "metrics.jsonl"):
+        assert (output / name).stat().st_mode & 0o777 == 0o666 & ~umask, name
+
+    # the checkpoint names its architecture, model arguments and classes: no --model needed
+    checkpoint = output / "checkpoint-epoch001.pt"
+    model = tokshift_zoo.load(None, checkpoint_path=checkpoint, device="cpu")
+    assert model.labels == CLASSES and not model.training and model.num_frames == 4
+    state = torch.load(checkpoint, weights_only=True)["model"]
+    assert all(torch.equal(v, state[k]) for k, v in model.state_dict().items())
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+    clip = str(video_dir / "clip0.mp4")
+    proc = subprocess.run(
+        [sys.executable, "-m", "tokshift_zoo.cli", "predict", clip, "--checkpoint", str(checkpoint), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stderr
+    predictions, expected = json.loads(proc.stdout)["predictions"], tokshift_zoo.predict(model, clip, topk=5)
+    assert [p["label"] for p in predictions] == [p["label"] for p in expected]
+    assert np.allclose([p["score"] for p in predictions], [p["score"] for p in expected], atol=1e-5)
+    assert sorted(p["label"] for p in predictions) == CLASSES
 
 
 def _free_port() -> int:

@@ -143,6 +143,8 @@ def test_out_of_range_index_names_the_file(tmp_path):
 def test_missing_file_and_directory(tmp_path):
     with pytest.raises(VideoReadError, match=r"nope\.mp4.*no such file"):
         read_video_info(tmp_path / "nope.mp4")
+    with pytest.raises(FileNotFoundError, match=r"nope\.mp4.*no such file"):  # what ordinary handlers catch
+        load_video(tmp_path / "nope.mp4")
     with pytest.raises(VideoReadError, match="directory"):
         load_video(tmp_path)
 
@@ -193,3 +195,11 @@ def test_library_writer_round_trips_and_leaves_no_partial_file(tmp_path, name, c
     assert [p.name for p in tmp_path.iterdir()] == [name]
     with pytest.raises(ValueError, match=r"uint8 frames \(T, H, W, 3\)"):
         video_io.write_video(tmp_path / "bad.mp4", frames.astype(np.float32))
+
+
+def test_library_writer_picks_the_codec_the_container_suits(tmp_path):
+    frames = index_frames(range(6))
+    for name, codec in [("a.webm", "vp9"), ("a.mp4", "h264"), ("a.mkv", "h264")]:
+        video_io.write_video(tmp_path / name, frames, fps=12)
+        assert read_video_info(tmp_path / name).codec == codec
+        assert read_index(load_video(tmp_path / name)) == list(range(6))

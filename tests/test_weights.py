@@ -522,3 +522,19 @@ def test_hf_hub_offline_in_a_fresh_process(hub: HubServer, tiny_model, hf_cache)
         timeout=300,
     )
     assert run.returncode == 1 and "HF_HUB_OFFLINE is set and org/other/config.json@main" in run.stderr
+
+
+def test_no_network_fails_at_the_first_connection_error_with_the_offline_hint(hf_cache, monkeypatch, caplog):
+    """hf_hub_download alone retries a refused connection with back-off for half a minute; one failure is enough."""
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on: connections are refused at once
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}"
+    monkeypatch.setattr(hf_constants, "ENDPOINT", dead)
+    monkeypatch.setattr(hf_constants, "HUGGINGFACE_CO_URL_TEMPLATE", dead + "/{repo_id}/resolve/{revision}/{filename}")
+    caplog.set_level(logging.INFO, logger="huggingface_hub")
+    with pytest.raises(DownloadError, match=r"could not reach http://127.0.0.1:\d+ .*HF_HUB_OFFLINE=1") as err:
+        tokshift_zoo.create_model("tokshift_base16_224_8f.in21k", pretrained=True, **TINY_ARGS)
+    assert "timm/vit_base_patch16_224.orig_in21k/model.safetensors@main" in str(err.value)
+    assert "Retrying" not in caplog.text

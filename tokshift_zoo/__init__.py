@@ -37,7 +37,7 @@ _API = {
     "download": ".weights",
     "predict": ".inference",
     "evaluate": ".inference",
-    "resolve_data_config": ".video",
+    "resolve_data_config": ".factory",
     "create_transform": ".video",
     "load_video": ".video",
     "DataConfig": ".video",

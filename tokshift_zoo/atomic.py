@@ -13,7 +13,8 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], object]) -> Pa
     """Call ``write(tmp)`` on a temporary file beside ``path``, flush it to disk, then rename it over ``path``.
 
     The temporary name keeps ``path``'s extension (writers such as FFmpeg pick the format from it). If ``write``
-    fails, the temporary file is removed and ``path`` is left as it was.
+    fails, the temporary file is removed and ``path`` is left as it was. The file gets the mode a plain ``open``
+    would give it (0666 less the umask), whatever mode the writer created it with (safetensors: 0600).
 
     Returns:
         ``path`` as a ``Path``.
@@ -24,7 +25,15 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], object]) -> Pa
         write(tmp)
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def _umask() -> int:
+    """The process's umask (reading it means setting it, so it is put straight back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask

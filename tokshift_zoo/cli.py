@@ -1,10 +1,11 @@
 """The ``tokshift-zoo`` command: argument parsing and printing only; each command calls a library function.
 
 Conventions every command follows: options shared between commands come from one ``_add_*_options`` function
-each (a new command reuses them); defaults come from the library (``TrainConfig``, ``DEFAULT_MODEL``); exit code
-0 on success, 2 for a usage error (bad arguments, unknown names, a bad list: ``ConfigError``), 1 for a failure
-(weights that cannot be had or verified, unreadable videos). Importing this module imports no torch, so
-``--help`` is quick.
+each (a new command reuses them); defaults come from the library (``TrainConfig``, ``DEFAULT_MODEL``) and
+``--help`` shows them; every error is one line, ``tokshift-zoo CMD: error: ...``; exit code 0 on success, 2 for
+a usage error (bad arguments, unknown names, a bad list: ``ConfigError``; a device this machine lacks:
+``DeviceError``), 1 for a failure (weights that cannot be had or verified, unreadable videos). Importing this
+module imports no torch, so ``--help`` is quick.
 """
 
 from __future__ import annotations
@@ -14,15 +15,80 @@ import dataclasses
 import json
 import logging
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from pathlib import Path
+from typing import Any, NoReturn
 
-from .errors import ConfigError, TokShiftZooError
+from . import __version__
+from .errors import ConfigError, DeviceError, TokShiftZooError
 
 AMP_CHOICES = ["auto", "bf16", "fp16", "none"]  # devices.AMP_CHOICES (that module imports torch); a test compares
 
 Command = Callable[[argparse.Namespace], int]
+
+_DESCRIPTION = """\
+TokShift video transformers (Zhang, Hao, Ngo, ACM MM 2021): the paper's models with their preprocessing and
+verified weights; classify, evaluate and fine-tune on your own videos.
+
+Start here:
+  tokshift-zoo demo                         write a synthetic clip and classify it (no network needed)
+  tokshift-zoo predict clip.mp4 --views 1x3 classify your own videos (default: the bundled demo model)
+  tokshift-zoo models                       the zoo's models, their cost and the weights each tag has
+  tokshift-zoo COMMAND --help               a command's options, with their defaults
+"""
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each option's default, unless its help already says it or there is none to show (None, a flag)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        nothing = action.default is None or action.default is False or action.default in ("", argparse.SUPPRESS)
+        if "default" in text or nothing or not action.option_strings:
+            return action.help
+        return super()._get_help_string(action)
+
+
+class _TopHelpFormatter(_HelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """The top-level help: its description is laid out by hand."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with defaults in ``--help`` and one-line usage errors: ``tokshift-zoo CMD: error: ...``, exit 2."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+_VIEWS = re.compile(r"\s*(\d+)\s*[xX]\s*(\d+)\s*")  # video.sampling.parse_views's rule (that module imports torch)
+
+
+def _views(text: str) -> str:
+    """argparse type of ``--views``: CLIPSxCROPS, two positive integers, crops 1 or 3."""
+    match = _VIEWS.fullmatch(text)
+    if match is None or int(match[1]) < 1 or int(match[2]) not in (1, 3):
+        raise argparse.ArgumentTypeError(
+            f"expected CLIPSxCROPS, e.g. 1x1, 1x3 or the paper's 10x3 (crops: 1 or 3), got {text!r}"
+        )
+    return text
+
+
+def _weight_file(text: str) -> str:
+    """argparse type of ``--checkpoint``: an existing file; for a training folder, the files in it to choose."""
+    path = Path(text)
+    if path.is_file():
+        return text
+    if path.is_dir():
+        found = sorted(p.name for p in [*path.glob("*.safetensors"), *path.glob("checkpoint-epoch*.pt")])
+        choose = f"give one of its weight files: {', '.join(found)}" if found else "it holds no weight file"
+        raise argparse.ArgumentTypeError(f"{text} is a folder; {choose}")
+    raise argparse.ArgumentTypeError(f"no file at {text}")
 
 
 def _json_object(text: str) -> dict[str, Any]:
@@ -46,7 +112,12 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
         help="NAME[.TAG] or hf-hub:ORG/REPO (default: the architecture a zoo --checkpoint names, else the bundled "
         "demo model)",
     )
-    parser.add_argument("--checkpoint", help="a local weight file (zoo safetensors, authors' .pth, Google .npz)")
+    parser.add_argument(
+        "--checkpoint",
+        type=_weight_file,
+        help="a local weight file: zoo safetensors (convert's, the trainer's best.safetensors), the trainer's "
+        "checkpoint-epochNNN.pt, the authors' .pth, Google .npz",
+    )
     parser.add_argument(
         "--model-kwargs",
         type=_json_object,
@@ -68,7 +139,7 @@ def _add_device_options(parser: argparse.ArgumentParser, amp_default: str = "non
 
 def _add_view_options(parser: argparse.ArgumentParser) -> None:
     """--views and --batch-size: the test views of each video and how many go through at once."""
-    parser.add_argument("--views", default="1x1", help="CLIPSxCROPS per video, e.g. 10x3 (the paper's)")
+    parser.add_argument("--views", type=_views, default="1x1", help="CLIPSxCROPS per video, e.g. 10x3 (the paper's)")
     parser.add_argument("--batch-size", type=int, default=8, help="views per forward pass")
 
 
@@ -87,10 +158,16 @@ def _add_runtime_options(parser: argparse.ArgumentParser) -> None:
 def _add_list_options(parser: argparse.ArgumentParser, *names: str) -> None:
     """Video lists (``--list``, or ``--train-list``/``--val-list``) with --data-root."""
     for name in names:
+        optional = name == "val-list"
         parser.add_argument(
-            f"--{name}", required=True, help="'path label' lines, a path,label CSV or a frame-folder list"
+            f"--{name}",
+            required=not optional,
+            help="'path label' lines, a path,label CSV (labels with spaces) or a frame-folder list"
+            + ("; without it: no validation, and best.safetensors is the last epoch's weights" if optional else ""),
         )
-    parser.add_argument("--data-root", default="", help="folder the list paths are relative to")
+    parser.add_argument(
+        "--data-root", default="", help="folder the list paths are relative to (default: the current folder)"
+    )
 
 
 def _load_model(args: argparse.Namespace) -> Any:
@@ -128,8 +205,15 @@ def _model_label(args: argparse.Namespace, model: Any) -> str:
 
 def _cmd_models(args: argparse.Namespace) -> int:
     from .flops import model_table
+    from .models.registry import list_models
 
     rows = model_table(args.filter)
+    if not rows:
+        if args.json:
+            print("[]")
+        known = ", ".join(list_models())
+        print(f"tokshift-zoo models: error: no model matches {args.filter!r}; the models: {known}", file=sys.stderr)
+        return 1
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
@@ -174,7 +258,9 @@ def _cmd_publish(args: argparse.Namespace) -> int:
 
 def _add_models_parsers(commands: argparse._SubParsersAction) -> None:
     models = commands.add_parser("models", help="list the zoo's models with params, FLOPs and weights")
-    models.add_argument("--filter", default="", help="glob on model names, e.g. 'tokshift_large*'")
+    models.add_argument(
+        "--filter", default="", help="glob on model names, e.g. 'tokshift_large*' (default: every model)"
+    )
     models.add_argument("--json", action="store_true", help="print JSON instead of a table")
     models.set_defaults(func=_cmd_models)
 
@@ -350,7 +436,7 @@ def _add_export_parser(commands: argparse._SubParsersAction) -> None:
     )
     export.add_argument("name", help="NAME[.TAG] or hf-hub:ORG/REPO (with --checkpoint, the architecture)")
     export.add_argument("out", help="the file to write (.onnx or .pt2)")
-    export.add_argument("--checkpoint", help="a local weight file instead of the tag's weights")
+    export.add_argument("--checkpoint", type=_weight_file, help="a local weight file instead of the tag's weights")
     export.add_argument("--model-kwargs", type=_json_object, default={}, help="model overrides as JSON")
     export.add_argument("--format", choices=["onnx", "pt2"], help="default: from OUT's suffix (.pt2, else onnx)")
     export.add_argument("--int8", action="store_true", help="ONNX: dynamic int8 quantisation of the matrix products")
@@ -420,7 +506,9 @@ def _add_train_parser(commands: argparse._SubParsersAction) -> None:
         default={},
         help="model overrides as JSON, e.g. '{\"drop_path_rate\": 0.1}'",
     )
-    train.add_argument("--checkpoint", help="start from this local weight file instead of the tag's weights")
+    train.add_argument(
+        "--checkpoint", type=_weight_file, help="start from this local weight file instead of the tag's weights"
+    )
     _add_list_options(train, "train-list", "val-list")
     train.add_argument("--output", required=True, help="folder for checkpoints, best.safetensors and metrics.jsonl")
     train.add_argument(
@@ -517,7 +605,7 @@ def _add_benchmark_parser(commands: argparse._SubParsersAction) -> None:
         "models, fp32 and bf16, batch 8.",
     )
     bench.add_argument("--models", help="glob on zoo model names (default: '*base16_224_8f' on CPU, '*' on GPU)")
-    bench.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    bench.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where the models run")
     bench.add_argument("--dtypes", help="comma list of fp32, bf16, fp16 (default: fp32 on CPU, fp32,bf16 on GPU)")
     bench.add_argument("--compile", action="store_true", help="also time torch.compile'd models")
     bench.add_argument("--batch-size", type=int, help="clips per forward (default: 1 on CPU, 8 on GPU)")
@@ -571,7 +659,11 @@ def _cmd_train_demo(args: argparse.Namespace) -> int:
 def _add_demo_parsers(commands: argparse._SubParsersAction) -> None:
     demo = commands.add_parser("demo", help="write a synthetic motion clip and classify it with the bundled model")
     demo.add_argument("--output", default="demo_out", help="folder for the clip")
-    demo.add_argument("--direction", choices=["moving_left", "moving_right", "moving_up", "moving_down"])
+    demo.add_argument(
+        "--direction",
+        choices=["moving_left", "moving_right", "moving_up", "moving_down"],
+        help="the motion in the clip (default: drawn with --seed)",
+    )
     demo.add_argument("--seed", type=int, default=0, help="the clip's random seed")
     demo.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda ...")
     demo.set_defaults(func=_cmd_demo)
@@ -590,8 +682,9 @@ def _add_demo_parsers(commands: argparse._SubParsersAction) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every ``tokshift-zoo`` command."""
-    parser = argparse.ArgumentParser(prog="tokshift-zoo", description=__doc__.split("\n\n")[0])
+    parser = _Parser(prog="tokshift-zoo", description=_DESCRIPTION, formatter_class=_TopHelpFormatter)
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     for add in (_add_models_parsers, _add_train_parser, _add_inference_parsers, _add_export_parser, _add_demo_parsers):
         add(commands)
@@ -605,7 +698,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
     try:
         return args.func(args)
-    except ConfigError as err:  # a usage error: bad names, settings or lists
+    except (ConfigError, DeviceError) as err:  # a usage error: bad names, settings, lists or devices
         print(f"tokshift-zoo {args.command}: error: {err}", file=sys.stderr)
         return 2
     except (TokShiftZooError, OSError) as err:  # weights that cannot be had or verified, files that cannot be read

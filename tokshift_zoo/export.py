@@ -41,6 +41,7 @@ __all__ = [
     "ExportError",
     "ExtraNotInstalledError",
     "ExportedModel",
+    "LogitsAndEmbedding",
     "OnnxRuntimeModel",
     "artefact_metadata",
     "check_artefact",
@@ -171,7 +172,7 @@ def _format_of(path: Path, fmt: str | None = None) -> str:
 # --- export -------------------------------------------------------------------------------------------------
 
 
-class _LogitsAndEmbedding(nn.Module):
+class LogitsAndEmbedding(nn.Module):
     """The graph that is exported: clips -> (logits, embedding); the head reads the embedding, so both come at
     the cost of one forward."""
 
@@ -322,7 +323,7 @@ def export_model(
     if param.device.type != "cpu" or param.dtype != torch.float32 or model.training:
         model = copy.deepcopy(model).to("cpu", torch.float32).eval()  # leave the caller's model as it was
     metadata = artefact_metadata(model, num_frames, dynamic_batch, int8, fmt)
-    module = _LogitsAndEmbedding(model).eval()
+    module = LogitsAndEmbedding(model).eval()
     example = _example(model, num_frames, dynamic_batch)
     dynamic = _dynamic_shapes(num_frames, dynamic_batch)
     started = time.perf_counter()

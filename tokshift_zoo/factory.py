@@ -1,4 +1,5 @@
-"""``create_model``: timm's factory, plus the zoo's loading of local checkpoints in any supported format."""
+"""``create_model``: timm's factory, plus the zoo's loading of local checkpoints in any supported format; and
+``resolve_data_config`` of a model or of a name."""
 
 from __future__ import annotations
 
@@ -6,15 +7,18 @@ import os
 from typing import Any
 
 import timm
+import torch
 import torch.nn as nn
 
 from . import models  # noqa: F401 - registers the zoo's models with timm
 from .errors import ConfigError
-from .models.registry import VideoCfg
+from .models.registry import VideoCfg, check_model_name
 from .models.tokshift import feature_model, pop_feature_args
+from .video import DataConfig
+from .video import resolve_data_config as _model_data_config
 from .weights import load_weights_file, read_checkpoint_metadata
 
-__all__ = ["create_model", "read_checkpoint_metadata"]
+__all__ = ["create_model", "read_checkpoint_metadata", "resolve_data_config"]
 
 
 def create_model(
@@ -31,11 +35,15 @@ def create_model(
         pretrained: load the tag's weights (downloaded and sha256-verified, or from the package).
         checkpoint_path: a local file loaded after building: the zoo's safetensors, an authors'-format ``.pth``
             or a Google ViT ``.npz``; a head whose class count differs from the model's stays re-initialised.
-            A safetensors file written by the zoo (``convert``, the trainer's ``best.safetensors``) also gives
-            the model's arguments, class names and video settings, unless ``kwargs`` say otherwise.
+            A file written by the zoo (``convert``, the trainer's ``best.safetensors`` or its
+            ``checkpoint-epochNNN.pt``) also gives the model's arguments, class names and video settings, unless
+            ``kwargs`` say otherwise.
         **kwargs: model overrides as in timm (``num_classes``, ``img_size``, ``num_frames``, ``fold_div``,
             ``embed_dim``, ``depth``, ``num_heads``, ``drop_path_rate``, ``pretrained_cfg_overlay``, ...), and
             timm's ``features_only`` / ``out_indices`` / ``feature_cls`` (a feature extractor, see docs/timm.md).
+
+    Raises:
+        ConfigError: an unknown name or tag (the message suggests the closest ones).
 
     Returns:
         A ``VideoVisionTransformer`` taking (B, 3, T, H, W) clips and returning (B, num_classes) logits. When
@@ -45,7 +53,10 @@ def create_model(
     saved = read_checkpoint_metadata(checkpoint_path) if checkpoint_path is not None else {}
     model_name = model_name or saved.get("architecture")
     if not model_name:
-        raise ConfigError(f"no model name given and {checkpoint_path} does not name its architecture")
+        raise ConfigError(
+            f"no model name given and {checkpoint_path} does not name its architecture: give it (--model NAME)"
+        )
+    check_model_name(model_name)
     kwargs = dict(saved.get("model_kwargs") or {}, **kwargs)
     if "pretrained_cfg" in saved and "pretrained_cfg_overlay" not in kwargs:
         cfg = saved["pretrained_cfg"]
@@ -60,3 +71,18 @@ def create_model(
     if checkpoint_path is not None:
         model.load_report = load_weights_file(model, checkpoint_path)
     return feature_model(model, **features) if features is not None else model
+
+
+def resolve_data_config(model: nn.Module | str, **kwargs: Any) -> DataConfig:
+    """The ``DataConfig`` (input size, clip length and sampling, normalisation, test views) of a model or a name.
+
+    Args:
+        model: a built zoo model, or a ``name[.tag]`` / ``hf-hub:ORG/REPO`` (built on the meta device: no
+            weights, no memory).
+        **kwargs: with a name, the ``create_model`` overrides that change the input (``img_size``,
+            ``num_frames``, ...).
+    """
+    if isinstance(model, str):
+        with torch.device("meta"):
+            model = create_model(model, **kwargs)
+    return _model_data_config(model)

@@ -136,18 +136,19 @@ def _top(scores: torch.Tensor, labels: Sequence[str] | None, topk: int) -> list[
 
 def predict(
     model: nn.Module,
-    video: VideoInput,
+    video: VideoInput | Sequence[VideoInput],
     views: str = "1x1",
     topk: int = 5,
     batch_size: int = 8,
     amp: str | torch.dtype | None = None,
-) -> list[dict[str, Any]]:
-    """Classify one video.
+) -> list[dict[str, Any]] | list[list[dict[str, Any]]]:
+    """Classify one video, or each video of a list.
 
     Args:
         model: a zoo model in eval mode (on any device; the views follow it), or an exported one run by
             another runtime (``tokshift_zoo.export.runtime_model`` / ``load_artefact``).
-        video: a path, or decoded uint8 frames (T, H, W, 3) / (T, 3, H, W).
+        video: a path, or decoded uint8 frames (T, H, W, 3) / (T, 3, H, W); or a list (tuple) of those, which
+            gives one result per video, in order.
         views: ``"CLIPSxCROPS"``, e.g. ``"1x1"`` (default) or the paper's ``"10x3"``.
         topk: how many classes to return.
         batch_size: views per forward pass.
@@ -155,8 +156,10 @@ def predict(
 
     Returns:
         The ``topk`` classes, best first: ``[{"label", "index", "score"}, ...]``; scores are the softmax of the
-        view-averaged logits, in [0, 1].
+        view-averaged logits, in [0, 1]. For a list of videos, a list of those.
     """
+    if isinstance(video, (list, tuple)):
+        return [predict(model, v, views, topk, batch_size, amp) for v in video]
     batch = _preprocess_for(model, views)(video)
     scores = predict_logits(model, batch, batch_size, amp).softmax(-1)
     return _top(scores, class_names(model), topk)

@@ -38,34 +38,6 @@ def _decode_all(path: str | os.PathLike, to_rgb: bool) -> int:
     return count
 
 
-class _DecodeStats(logging.Handler):
-    """Collects the ``frames_decoded`` / ``seeks`` that ``decode_frames`` logs at debug level."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.frames_decoded = self.seeks = 0
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.frames_decoded += getattr(record, "frames_decoded", 0)
-        self.seeks += getattr(record, "seeks", 0)
-
-
-@contextlib.contextmanager
-def _decode_stats() -> Iterator[_DecodeStats]:
-    handler = _DecodeStats()
-    logger = logging.getLogger("tokshift_zoo.video.io")
-    level, propagate = logger.level, logger.propagate
-    logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG)
-    logger.propagate = False  # the debug records are for the counter, not for the user's log
-    try:
-        yield handler
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(level)
-        logger.propagate = propagate
-
-
 @contextlib.contextmanager
 def _nonref_frames_decoded() -> Iterator[None]:
     """Within the block ``decode_frames`` decodes the non-reference frames it passes, as it did before it
@@ -95,7 +67,10 @@ def decode_suite(
     references: the same views with the non-reference frames between wanted ones decoded rather than skipped;
     decoding every frame and converting each to RGB (what a decode-everything reader such as ``load_video`` or
     ``torchvision.io.read_video`` must do, here without keeping the frames); and decoding every frame without
-    even the conversion (the least any decode-everything approach can cost).
+    even the conversion (the least any decode-everything approach can cost). ``decode_calls``,
+    ``in_order_decodes`` and ``exact_fallbacks`` count, over all the suite's calls of ``decode_frames``
+    (``tokshift_zoo.video.decode_stats``), those decoded in order from the start because the file's timestamps
+    cannot number its frames, and those whose checks after a seek found a doubt and restarted in order.
 
     Args:
         video: a video file; by default a ``seconds``-long synthetic 720p30 H.264 file (keyframe every 250
@@ -111,7 +86,7 @@ def decode_suite(
     import timm
 
     from ..inference import VideoPreprocess
-    from ..video.io import read_video_info
+    from ..video.io import decode_stats, read_video_info
     from ..video.transforms import resolve_data_config
 
     with torch.device("meta"):
@@ -133,10 +108,12 @@ def decode_suite(
         with _nonref_frames_decoded():
             return preprocess(video)
 
-    with _decode_stats() as stats:
-        out = preprocess(video)
-    with _decode_stats() as stats_no_skip:
-        views_without_skipping()
+    suite_start = decode_stats()
+    out = preprocess(video)
+    stats = decode_stats() - suite_start
+    before = decode_stats()
+    views_without_skipping()
+    stats_no_skip = decode_stats() - before
     fns = {
         "views": lambda: preprocess(video),
         "views_no_skip": views_without_skipping,
@@ -144,6 +121,7 @@ def decode_suite(
         "all_frames_no_rgb": lambda: _decode_all(video, to_rgb=False),
     }
     times = measure(fns, "cpu", reps=reps, warmup=0)
+    suite = decode_stats() - suite_start  # every call above, untimed and timed
     views_s = statistics.median(times["views"])
     return {
         "video": f"{info.width}x{info.height} {info.codec} {info.fps:.0f} fps, {info.num_frames} frames "
@@ -154,6 +132,9 @@ def decode_suite(
         "frames_decoded": stats.frames_decoded,
         "frames_decoded_no_skip": stats_no_skip.frames_decoded,
         "seeks": stats.seeks,
+        "decode_calls": suite.calls,
+        "in_order_decodes": suite.in_order,
+        "exact_fallbacks": suite.fallbacks,
         "views_s": significant(views_s),
         "views_per_s": significant(out.shape[0] / views_s),
         "views_no_skip_s": significant(statistics.median(times["views_no_skip"])),

@@ -33,19 +33,6 @@ __all__ = ["runtime_suite", "runtime_accuracy"]
 _logger = logging.getLogger(__name__)
 
 
-class _Outputs(nn.Module):
-    """clips -> (logits, embedding), the outputs an exported artefact has, so that every runtime runs the same
-    graph."""
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, clips: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        embedding = self.model.forward_head(self.model.forward_features(clips), pre_logits=True)
-        return self.model.head(embedding), embedding
-
-
 def _agreement(
     run: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]],
     clips: torch.Tensor,
@@ -94,7 +81,7 @@ def runtime_suite(
         (export or compile time), and against eager on the clips: ``max_abs_diff`` (logits), ``top1_agreement``
         (%), ``embedding_cosine_min``.
     """
-    from ..export import OnnxRuntimeModel, export_model, require
+    from ..export import LogitsAndEmbedding, OnnxRuntimeModel, export_model, require
 
     device = torch.device(device)
     torch.manual_seed(0)
@@ -104,7 +91,7 @@ def runtime_suite(
     generator = torch.Generator().manual_seed(1)
     height, width = model.patch_embed.img_size
     clips = torch.randn(agreement_clips, model.in_chans, num_frames, height, width, generator=generator)
-    outputs = _Outputs(model).eval()
+    outputs = LogitsAndEmbedding(model).eval()
     with torch.inference_mode():
         expected = [outputs(c) for c in clips.split(1)]
 

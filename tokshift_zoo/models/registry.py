@@ -14,6 +14,7 @@ nothing of where weights come from.
 
 from __future__ import annotations
 
+import difflib
 import fnmatch
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -33,6 +34,7 @@ __all__ = [
     "ModelEntry",
     "VideoCfg",
     "attach_weights",
+    "check_model_name",
     "get_entry",
     "get_video_cfg",
     "list_models",
@@ -191,6 +193,27 @@ def list_models(filter: str = "", pretrained: bool = False) -> list[str]:  # noq
     """Names of the zoo's models, or with ``pretrained=True`` its ``name.tag`` entries, matching a glob ``filter``."""
     entries = sorted(_ENTRIES) if pretrained else sorted({k.split(".")[0] for k in _ENTRIES})
     return [e for e in entries if fnmatch.fnmatch(e, filter or "*")]
+
+
+def check_model_name(name: str) -> None:
+    """Refuse a ``name[.tag]`` the zoo does not have, suggesting the closest names (``hf-hub:`` names pass).
+
+    Raises:
+        ConfigError: an unknown model, or an unknown tag of a known one; the message gives the closest matches.
+    """
+    if name.startswith("hf-hub:"):
+        return
+    arch, _, tag = name.partition(".")
+    models = list_models()
+    if arch not in models:
+        close = difflib.get_close_matches(arch, models, n=3, cutoff=0.6)
+        hint = f"did you mean {' or '.join(close)}? " if close else ""
+        raise ConfigError(f"unknown model {arch!r}: {hint}The zoo's models: {', '.join(models)}")
+    tags = [key.split(".", 1)[1] for key in list_models(f"{arch}.*", pretrained=True)]
+    if tag and tag not in tags:
+        close = difflib.get_close_matches(tag, tags, n=1, cutoff=0.5)
+        hint = f"did you mean {arch}.{close[0]}? " if close else ""
+        raise ConfigError(f"{arch} has no tag {tag!r}: {hint}Its tags: {', '.join(tags)}")
 
 
 # --- the weights loader the builders call back ------------------------------------------------------------

@@ -16,6 +16,7 @@ mapping is in ``checkpoints.py``, the registry entries (from which timm's defaul
 from __future__ import annotations
 
 import dataclasses
+import logging
 from functools import partial
 from typing import Any
 
@@ -29,11 +30,14 @@ from timm.models.vision_transformer import Block, VisionTransformer, global_pool
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from ..notices import warn_once
 from .checkpoints import checkpoint_filter_fn
 from .entries import ENTRIES
 from .registry import VideoCfg, attach_weights, register_entries
 
 __all__ = ["token_shift", "TokShiftBlock", "VideoVisionTransformer", "checkpoint_filter_fn"]
+
+_logger = logging.getLogger(__name__)
 
 
 def token_shift(x: torch.Tensor, num_frames: int, fold_div: int = 4, inplace: bool = False) -> torch.Tensor:
@@ -198,6 +202,14 @@ class VideoVisionTransformer(VisionTransformer):
             raise ValueError(f"expected a clip batch of shape {expected}, got a {x.ndim}-d tensor {tuple(x.shape)}")
         if x.shape[1] != self.in_chans or tuple(x.shape[3:]) != (height, width) or x.shape[2] < 1:
             raise ValueError(f"expected a clip batch of shape {expected}, got {tuple(x.shape)}")
+        if not torch.compiler.is_compiling() and x.shape[2] != self.num_frames:
+            warn_once(
+                _logger,
+                f"num_frames {self.num_frames} {x.shape[2]}",
+                f"this model was trained on {self.num_frames}-frame clips and is given {x.shape[2]} frames: it runs "
+                "on them as they are (the shift works on any length), but its accuracy was measured on "
+                f"{self.num_frames}-frame clips",
+            )
 
     def _has_hooks(self) -> bool:
         """Whether a forward hook on any submodule could keep a tensor that a block would later shift in place."""

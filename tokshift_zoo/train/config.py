@@ -30,8 +30,8 @@ class TrainConfig:
 
     model: str
     train_list: str
-    val_list: str
-    output: str
+    val_list: str | None = None  # None: no validation; best.safetensors is then the last epoch's weights
+    output: str = field(kw_only=True)  # required; keyword-only so that val_list can be left out
     data_root: str = ""
     model_kwargs: dict[str, Any] = field(default_factory=dict)
     checkpoint: str | None = None

@@ -43,6 +43,7 @@ __all__ = [
     "read_video_list",
     "read_label_names",
     "class_names_from_lists",
+    "labels_unseen_in_training",
     "VideoClipDataset",
     "SkippedVideo",
     "collate_skipping",
@@ -80,6 +81,7 @@ class _Row:
     path: str
     label: str
     num_frames: int | None
+    csv: bool = False
 
 
 def _is_index(token: str) -> bool:
@@ -106,7 +108,7 @@ def _parse_rows(list_file: Path) -> list[_Row]:
             if len(fields) != len(header):
                 problems.append(f"{list_file}:{number}: expected {len(header)} CSV fields, found {len(fields)}")
                 continue
-            rows.append(_Row(number, fields[path_col].strip(), fields[label_col].strip(), None))
+            rows.append(_Row(number, fields[path_col].strip(), fields[label_col].strip(), None, csv=True))
         _raise_if(problems)
         return rows
     split = [(number, text.rsplit(maxsplit=2)) for number, text in lines]
@@ -141,12 +143,37 @@ def read_label_names(path: str | os.PathLike) -> list[str]:
     return names
 
 
+def _list_labels(list_file: str | os.PathLike) -> set[str]:
+    return {row.label for row in _parse_rows(Path(list_file))}
+
+
 def class_names_from_lists(*list_files: str | os.PathLike) -> list[str] | None:
-    """The sorted class names the lists use, for a new task; ``None`` when every label is a class index."""
-    tokens = {row.label for list_file in list_files for row in _parse_rows(Path(list_file))}
+    """The sorted class names the lists use, for a new task; ``None`` when every label is a class index.
+
+    Raises:
+        VideoListError: the lists mix class indices and class names (say which list uses which).
+    """
+    labels = {Path(f): _list_labels(f) for f in list_files}
+    tokens = set().union(*labels.values())
     if all(_is_index(token) for token in tokens):
         return None
+    if any(_is_index(token) for token in tokens):
+        kinds = []
+        for list_file, found in labels.items():
+            indices = sorted(t for t in found if _is_index(t))[:3]
+            names = sorted(t for t in found if not _is_index(t))[:3]
+            kinds += [f"{list_file} has indices {indices}"] if indices else []
+            kinds += [f"{list_file} has names {names}"] if names else []
+        raise VideoListError(
+            f"the lists mix class indices and class names ({'; '.join(kinds)}): use one kind in every list, or "
+            "give the class names in index order (--labels FILE) so that names and indices mean the same classes"
+        )
     return sorted(tokens)
+
+
+def labels_unseen_in_training(train_list: str | os.PathLike, val_list: str | os.PathLike) -> list[str]:
+    """The labels (names or indices, as written) of ``val_list`` that no line of ``train_list`` has, sorted."""
+    return sorted(_list_labels(val_list) - _list_labels(train_list))
 
 
 def read_video_list(
@@ -200,11 +227,27 @@ def read_video_list(
                 problems.append(f"{where}: the frame folder {video} is listed with {row.num_frames} frames")
                 continue
         elif not video.is_file():
-            problems.append(f"{where}: no video file at {video}")
+            problems.append(f"{where}: no video file at {video}{_spaces_hint(root, row)}")
             continue
         samples.append(VideoSample(video, label, row.num_frames, where))
     _raise_if(problems)
     return samples
+
+
+def _spaces_hint(root: Path, row: _Row) -> str:
+    """For a missing file of a ``path label`` line with spaces: the likely split, and the CSV format's use."""
+    if row.csv or " " not in row.path:
+        return ""
+    words = row.path.split(" ")
+    for cut in range(1, len(words)):
+        path = " ".join(words[:cut])
+        if (root / path).is_file():
+            label = " ".join([*words[cut:], row.label])
+            return (
+                f" (is the video {path!r} with the label {label!r}? A label with spaces needs the CSV format: a "
+                "'path,label' header line, then one 'path,label' line per video)"
+            )
+    return " (a path or a label with spaces needs the CSV format: a 'path,label' header line, then 'path,label' lines)"
 
 
 @dataclass(frozen=True)

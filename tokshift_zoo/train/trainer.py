@@ -64,6 +64,7 @@ from .datasets import (
     VideoClipDataset,
     class_names_from_lists,
     collate_skipping,
+    labels_unseen_in_training,
     read_label_names,
     read_video_list,
 )
@@ -105,11 +106,13 @@ def _weights_classes(config: TrainConfig) -> tuple[int | None, list[str] | None]
 def _resolve_classes(config: TrainConfig) -> tuple[int, list[str] | None]:
     """(class count, label names or None) of the task; see ``TrainConfig``."""
     weights_count, weights_names = _weights_classes(config)
-    list_names = class_names_from_lists(config.train_list, config.val_list)
+    lists = [config.train_list] + ([config.val_list] if config.val_list else [])
+    head_from_weights = False
     if config.labels is not None:
         names = read_label_names(config.labels)
-    elif list_names is not None:
-        if weights_names and set(list_names) <= set(weights_names):
+    elif (list_names := class_names_from_lists(*lists)) is not None:
+        head_from_weights = bool(weights_names) and set(list_names) <= set(weights_names)
+        if head_from_weights:
             names = list(weights_names)
         else:
             names = list_names
@@ -121,10 +124,25 @@ def _resolve_classes(config: TrainConfig) -> tuple[int, list[str] | None]:
                 "the lists give integer labels and the starting weights have no classifier: give the class count "
                 "(--num-classes) or the class names (--labels FILE)"
             )
+        _refuse_unseen_val_labels(config, head_from_weights=count == weights_count)
         return count, weights_names if weights_names and len(weights_names) == count else None
     if config.num_classes is not None and config.num_classes != len(names):
         raise ConfigError(f"num_classes is {config.num_classes}, but there are {len(names)} class names")
+    _refuse_unseen_val_labels(config, head_from_weights)
     return len(names), names
+
+
+def _refuse_unseen_val_labels(config: TrainConfig, head_from_weights: bool) -> None:
+    """A class only the validation list has cannot be learnt by a new head: refuse it, naming the labels."""
+    if not config.val_list or head_from_weights:
+        return
+    unseen = labels_unseen_in_training(config.train_list, config.val_list)
+    if unseen:
+        raise ConfigError(
+            f"{config.val_list} has labels that no line of {config.train_list} has: {unseen[:20]}"
+            f"{' ...' if len(unseen) > 20 else ''}. A new classifier cannot learn classes it never sees: add "
+            "training videos of them or remove those validation lines"
+        )
 
 
 def _build_model(config: TrainConfig, num_classes: int) -> nn.Module:
@@ -394,7 +412,8 @@ def _loaders(
 
 
 def train(config: TrainConfig) -> dict[str, Any]:
-    """Fine-tune ``config.model`` on ``config.train_list``, validating on ``config.val_list`` every epoch.
+    """Fine-tune ``config.model`` on ``config.train_list``, validating on ``config.val_list`` every epoch (with
+    no ``val_list``: no validation, and ``best.safetensors`` holds the last epoch's weights).
 
     Works the same in one process and under torchrun (see the module docstring for the files written).
 
@@ -428,14 +447,19 @@ def _run(config: TrainConfig, info: DistInfo) -> dict[str, Any]:
     num_classes, label_names = _resolve_classes(config)
     read = dict(data_root=config.data_root, label_names=label_names, num_classes=num_classes)
     train_samples = read_video_list(config.train_list, **read)
-    val_samples = read_video_list(config.val_list, **read)
+    validate = bool(config.val_list)
+    val_samples = read_video_list(config.val_list, **read) if validate else []
     output = Path(config.output)
     resume_path = _resume_path(config, output)
-    if info.is_main:
-        output.mkdir(parents=True, exist_ok=True)
 
     _seed_everything(config.seed)  # the same initial weights on every rank (FSDP shards them in place)
     model = _build_model(config, num_classes).to(info.device)
+    if info.is_main:  # only now: weights that cannot be had leave no empty run folder behind
+        output.mkdir(parents=True, exist_ok=True)
+        if not validate:
+            _logger.warning(
+                "no validation list (--val-list): no validation; %s holds the last epoch's weights", output / BEST_FILE
+            )
     data_config = resolve_data_config(model)
     train_loader, val_loader, sampler, max_val_batches = _loaders(config, info, data_config, train_samples, val_samples)
     _seed_everything(config.seed + info.rank)  # augmentation differs across ranks
@@ -472,18 +496,21 @@ def _run(config: TrainConfig, info: DistInfo) -> dict[str, Any]:
         train_stats = _train_epoch(
             model, train_loader, optimizer, scheduler, scaler, criterion, config, info, amp_dtype, dummy_clip, desc
         )
-        val_stats = _evaluate(
-            model, val_loader, criterion, config, info, amp_dtype, dummy_clip, max_val_batches, f"{desc} val"
-        )
-        is_best = val_stats["top1"] > run.best_top1
-        run.best_top1 = max(run.best_top1, val_stats["top1"])
+        if validate:
+            val_stats = _evaluate(
+                model, val_loader, criterion, config, info, amp_dtype, dummy_clip, max_val_batches, f"{desc} val"
+            )
+            is_best = val_stats["top1"] > run.best_top1
+            run.best_top1 = max(run.best_top1, val_stats["top1"])
+        else:  # the last epoch's weights are the ones kept
+            val_stats, is_best = {"skipped": []}, True
         train_skipped, val_skipped = train_stats.pop("skipped"), val_stats.pop("skipped")
         row = {
             "epoch": epoch + 1,
             "lr": optimizer.param_groups[0]["lr"],
             **{f"train_{k}": v for k, v in train_stats.items()},
             **{f"val_{k}": v for k, v in val_stats.items()},
-            "best_val_top1": run.best_top1,
+            "best_val_top1": run.best_top1 if validate else None,
             "skipped_train": len(train_skipped),
             "skipped_val": len(val_skipped),
             "skipped_videos": (train_skipped + val_skipped)[:20],
@@ -497,7 +524,7 @@ def _run(config: TrainConfig, info: DistInfo) -> dict[str, Any]:
             _report_epoch(row, train_skipped + val_skipped)
     return dict(
         row,
-        best_val_top1=run.best_top1,
+        best_val_top1=run.best_top1 if validate else None,
         checkpoint=str(checkpoint_path) if checkpoint_path else None,
         best=str(output / BEST_FILE),
         metrics=str(metrics_path),
@@ -505,12 +532,13 @@ def _run(config: TrainConfig, info: DistInfo) -> dict[str, Any]:
 
 
 def _report_epoch(row: dict[str, Any], skipped: list[str]) -> None:
-    tqdm.write(
-        file=sys.stderr,
-        s=f"epoch {row['epoch']}: train loss {row['train_loss']:.4f} top-1 {row['train_top1']:.2f} | "
-        f"val loss {row['val_loss']:.4f} top-1 {row['val_top1']:.2f} top-5 {row['val_top5']:.2f} "
-        f"(best {row['best_val_top1']:.2f})",
-    )
+    line = f"epoch {row['epoch']}: train loss {row['train_loss']:.4f} top-1 {row['train_top1']:.2f}"
+    if "val_top1" in row:
+        line += (
+            f" | val loss {row['val_loss']:.4f} top-1 {row['val_top1']:.2f} top-5 {row['val_top5']:.2f} "
+            f"(best {row['best_val_top1']:.2f})"
+        )
+    tqdm.write(file=sys.stderr, s=line)
     if skipped:
         _logger.warning("skipped %d unreadable video(s) this epoch: %s", len(skipped), ", ".join(skipped[:20]))
 
@@ -593,7 +621,7 @@ class _Run:
                 "model_kwargs": dict(config.model_kwargs, num_classes=self.num_classes),
                 "video_cfg": get_video_cfg(self.net).to_dict(),
                 "epoch": epoch,
-                "val_top1": self.best_top1,
+                "val_top1": self.best_top1 if self.best_top1 >= 0 else None,
             }
             _save_best(output / BEST_FILE, model_state, best_cfg, meta)
         return path

@@ -4,10 +4,13 @@ Knows nothing of models: a model's settings come in as a ``DataConfig``.
 """
 
 from .io import (
+    DecodeStats,
     VideoInfo,
+    VideoNotFoundError,
     VideoReadError,
     decode_frame_folder,
     decode_frames,
+    decode_stats,
     frame_folder_length,
     load_video,
     read_video_info,
@@ -18,8 +21,11 @@ from .transforms import DataConfig, VideoEvalTransform, VideoTrainTransform, cre
 __all__ = [
     "VideoInfo",
     "VideoReadError",
+    "VideoNotFoundError",
     "read_video_info",
     "decode_frames",
+    "decode_stats",
+    "DecodeStats",
     "load_video",
     "frame_folder_length",
     "decode_frame_folder",

@@ -11,6 +11,7 @@ set of random parameters across its frames.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import torch
@@ -20,11 +21,14 @@ from torchvision.transforms import v2
 from torchvision.transforms.v2 import InterpolationMode
 from torchvision.transforms.v2 import functional as F
 
+from ..notices import warn_once
 from .sampling import dense_indices, uniform_indices
 
 __all__ = ["DataConfig", "resolve_data_config", "create_transform", "VideoEvalTransform", "VideoTrainTransform"]
 
 _PAPER_SCALE = 330 / 224  # the paper's training short side is 224-330 for 224 crops
+
+_logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -109,10 +113,41 @@ class DataConfig:
         """
         num_clips = 1 if training else self.test_clips
         if self.sampling == "dense":
-            return dense_indices(
+            indices = dense_indices(
                 num_video_frames, self.num_frames, self.frame_stride, num_clips, clip_index, training, generator
             )
-        return uniform_indices(num_video_frames, self.num_frames, num_clips, clip_index, training, generator)
+        else:
+            indices = uniform_indices(num_video_frames, self.num_frames, num_clips, clip_index, training, generator)
+        self._warn_if_short(num_video_frames, indices, clip_index is None and not training)
+        return indices
+
+    def _warn_if_short(self, num_video_frames: int, indices: torch.Tensor, all_test_clips: bool) -> None:
+        """Say once (per process) when a video is too short for a clip or for the test clips asked for."""
+        steps = indices.diff(dim=1)  # (clips, T - 1)
+        spans = f"{self.num_frames}x{self.frame_stride} clip spans {self.num_frames * self.frame_stride}"
+        if bool((steps < 0).any()):
+            warn_once(
+                _logger,
+                "wrap",
+                f"a video of {num_video_frames} frames is shorter than the {spans} frames: its frame indices wrap "
+                "around to the start (as the authors' loader does); further short videos are not reported",
+            )
+        elif bool((steps == 0).any()):
+            warn_once(
+                _logger,
+                "repeat",
+                f"a video of {num_video_frames} frames has fewer than the {self.num_frames} frames a clip needs: "
+                "frames are repeated to fill the clip; further short videos are not reported",
+            )
+        distinct = len(torch.unique(indices, dim=0)) if all_test_clips else len(indices)
+        if distinct < len(indices):
+            warn_once(
+                _logger,
+                "views",
+                f"{len(indices)} test clips per video were asked for, but a video of {num_video_frames} frames has "
+                f"only {distinct} distinct ones: the others repeat them (fewer clips give the same scores faster); "
+                "further such videos are not reported",
+            )
 
 
 def resolve_data_config(model: nn.Module) -> DataConfig:

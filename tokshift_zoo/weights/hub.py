@@ -14,9 +14,10 @@ from typing import Any
 
 import torch.nn as nn
 from huggingface_hub import constants as hf_constants
-from huggingface_hub import get_hf_file_metadata, hf_hub_download, hf_hub_url
+from huggingface_hub import get_hf_file_metadata, hf_hub_download, hf_hub_url, try_to_load_from_cache
 from huggingface_hub.errors import (
     EntryNotFoundError,
+    HfHubHTTPError,
     LocalEntryNotFoundError,
     RepositoryNotFoundError,
     RevisionNotFoundError,
@@ -121,6 +122,7 @@ def hub_download(repo_id: str, filename: str, *, revision: str | None, cache_dir
     from .. import __version__
 
     what = f"{repo_id}/{filename}@{revision or 'main'}"
+    _fail_fast_if_unreachable(repo_id, filename, revision, cache_dir, what)
     try:
         return hf_hub_download(
             repo_id,
@@ -150,6 +152,29 @@ def hub_download(repo_id: str, filename: str, *, revision: str | None, cache_dir
         raise DownloadError(
             f"download of {what} from {hf_constants.ENDPOINT} failed: {str(err).rstrip('.')}. "
             "Nothing was kept in the cache."
+        ) from err
+
+
+def _fail_fast_if_unreachable(repo_id: str, filename: str, revision: str | None, cache_dir: Any, what: str) -> None:
+    """One HEAD call, no retries, before downloading a file the cache lacks.
+
+    ``hf_hub_download`` retries a failed connection with back-off for about half a minute when the file is not
+    cached; with no network, one failed connection is enough to say so.
+    """
+    if hf_constants.is_offline_mode() or isinstance(
+        try_to_load_from_cache(repo_id, filename, cache_dir=cache_dir, revision=revision), str
+    ):
+        return
+    try:
+        get_hf_file_metadata(hf_hub_url(repo_id, filename, revision=revision), retry_on_errors=False)
+    except HfHubHTTPError:  # the hub answered: hf_hub_download reports what it said
+        return
+    except Exception as err:  # no connection, DNS failure, timeout
+        cache = cache_dir or hf_constants.HF_HUB_CACHE
+        raise DownloadError(
+            f"could not reach {hf_constants.ENDPOINT} for {what} ({type(err).__name__}: {err}), and it is not in "
+            f"the cache {cache}. With no network: fetch it once on a machine that has one (`tokshift-zoo download "
+            "NAME.TAG`) and copy the cache here, then set HF_HUB_OFFLINE=1 to use the cache only"
         ) from err
 
 

@@ -67,9 +67,10 @@ def load_state_dict_file(path: str | os.PathLike) -> dict[str, Any]:
         return load_file(path)
     if path.suffix in _TORCH_SUFFIXES:
         try:
-            return torch.load(path, map_location="cpu", weights_only=True)
+            state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as err:  # UnpicklingError, RuntimeError: torch names the offending global
             raise WeightsError(f"{path}: not a plain tensor checkpoint (read with weights_only=True): {err}") from err
+        return state["model"] if _is_trainer_checkpoint(state) else state
     raise WeightsError(f"{path}: expected a .safetensors, .npz or torch checkpoint ({', '.join(_TORCH_SUFFIXES)}) file")
 
 
@@ -132,12 +133,37 @@ def read_safetensors_metadata(path: str | os.PathLike) -> dict[str, str]:
         return dict(f.metadata() or {})
 
 
+def _is_trainer_checkpoint(state: Any) -> bool:
+    """Whether a loaded torch file is the zoo trainer's ``checkpoint-epochNNN.pt`` (weights under ``"model"``)."""
+    return isinstance(state, dict) and {"model", "config", "num_classes", "label_names"} <= state.keys()
+
+
+def _trainer_checkpoint_metadata(path: Path) -> dict[str, Any]:
+    """Architecture, model arguments and classes of a trainer checkpoint; empty for any other torch file."""
+    try:  # mmap: the optimiser state and the weights are not read
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # not a zip-format torch file, or not plain tensors: the weight loader says what is wrong
+        return {}
+    if not _is_trainer_checkpoint(state):
+        return {}
+    config = json.loads(state["config"])
+    num_classes, label_names = state["num_classes"], state["label_names"]
+    return {
+        "architecture": config["model"],
+        "model_kwargs": dict(config.get("model_kwargs") or {}, num_classes=num_classes),
+        "pretrained_cfg": {"num_classes": num_classes, "label_names": label_names},
+    }
+
+
 def read_checkpoint_metadata(path: str | os.PathLike) -> dict[str, Any]:
-    """The zoo's metadata of a safetensors file written by ``convert`` or the trainer, values JSON-decoded.
+    """The zoo's metadata of a file written by ``convert`` or the trainer, values JSON-decoded.
 
     Keys that may be present: ``architecture``, ``model_kwargs`` (builder overrides, ``num_classes`` included),
-    ``pretrained_cfg`` (label names, mean/std...), ``video_cfg``, ``tag``; an empty dict for other files.
+    ``pretrained_cfg`` (label names, mean/std...), ``video_cfg``, ``tag``. A trainer's ``checkpoint-epochNNN.pt``
+    gives the first three (from the run's config); other files give an empty dict.
     """
+    if Path(path).suffix in _TORCH_SUFFIXES and Path(path).is_file():
+        return _trainer_checkpoint_metadata(Path(path))
     decoded = {}
     for key, value in read_safetensors_metadata(path).items():
         try:

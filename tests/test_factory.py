@@ -1,0 +1,26 @@
+"""``create_model`` refusing unknown names with the closest ones, and ``resolve_data_config`` of a name."""
+
+from __future__ import annotations
+
+import pytest
+
+import tokshift_zoo
+from tokshift_zoo import ConfigError
+
+
+def test_unknown_names_and_tags_suggest_the_closest():
+    with pytest.raises(ConfigError, match=r"model 'tokshift_base16_224_f8': did you mean tokshift_base16_224_8f "):
+        tokshift_zoo.create_model("tokshift_base16_224_f8")
+    with pytest.raises(ConfigError, match=r"no tag 'in21': did you mean tokshift_base16_224_8f\.in21k\?"):
+        tokshift_zoo.create_model("tokshift_base16_224_8f.in21")
+    with pytest.raises(ConfigError, match=r"unknown model 'resnet_zz'.*The zoo's models: .*tokshift_demo_motion"):
+        tokshift_zoo.create_model("resnet_zz")
+
+
+def test_resolve_data_config_takes_a_name_or_a_model(tiny_model):
+    by_name = tokshift_zoo.resolve_data_config("tokshift_base16_384_8f")
+    assert by_name.input_size == (3, 384, 384) and (by_name.num_frames, by_name.frame_stride) == (8, 32)
+    assert (by_name.test_clips, by_name.test_crops, by_name.mean) == (10, 3, (0.5, 0.5, 0.5))
+    in21k = tokshift_zoo.resolve_data_config("tokshift_base16_224_16f.in21k", img_size=256)
+    assert in21k.input_size == (3, 256, 256) and in21k.num_frames == 16
+    assert tokshift_zoo.resolve_data_config(tiny_model).input_size == (3, 32, 32)
