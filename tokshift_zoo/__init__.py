@@ -3,6 +3,7 @@
 Importing the package registers its models with timm, so ``timm.create_model("tokshift_base16_224_8f")`` works.
 """
 
+from .embed import embed, read_embeddings
 from .factory import create_model
 from .inference import predict
 from .models import list_models
@@ -18,6 +19,8 @@ __all__ = [
     "resolve_data_config",
     "create_transform",
     "predict",
+    "embed",
+    "read_embeddings",
     "load_video",
     "__version__",
 ]
