@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib.util
 import json
 import logging
 import os
@@ -147,13 +148,14 @@ def _add_weights_parsers(commands: argparse._SubParsersAction) -> None:
 
 
 def _load_for_inference(args: argparse.Namespace):
+    from .distributed import inference_device
     from .models.registry import DEFAULT_MODEL
     from .ready import load
 
     model_kwargs = json.loads(args.model_kwargs) if args.model_kwargs else {}
     return load(
         args.model or (None if args.checkpoint else DEFAULT_MODEL),
-        device=args.device,
+        device=inference_device(args.device),  # under torchrun: each process its local GPU
         checkpoint_path=args.checkpoint,
         views=args.views,
         **model_kwargs,
@@ -161,33 +163,95 @@ def _load_for_inference(args: argparse.Namespace):
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
+    from .distributed import process_group
+    from .inference import predict_videos
 
-    from .inference import predict
-
+    videos = _input_videos(args, "predict")
+    if videos is None:
+        return 2
     model = _load_for_inference(args)
+    if args.timeline is not None:
+        return _predict_timelines(args, model, videos)
     name = args.checkpoint or args.model or model.pretrained_cfg.get("architecture")
-    failed = 0
-    show_bar = len(args.videos) > 1 or args.views != "1x1"
-    for video in tqdm(args.videos, desc="predict", unit="video", disable=not show_bar, file=sys.stderr):
+    show_bar = (len(videos) > 1 or args.views != "1x1") and not args.no_progress
+    with process_group(next(model.parameters()).device):
+        results = predict_videos(model, videos, args.views, args.topk, args.batch_size, args.num_workers, show_bar)
+    if results is None:  # not rank 0: rank 0 prints every answer
+        return 0
+    for result in results:
+        if "error" in result:
+            print(f"tokshift-zoo predict: error: {result['error']}", file=sys.stderr)
+        if args.json:
+            print(json.dumps({"video": result["video"], "model": name, **result}))
+        elif "error" not in result:
+            print(result["video"])
+            for p in result["predictions"]:
+                print(f"  {p['score']:7.2%}  {p['label']}")
+    return 1 if any("error" in result for result in results) else 0
+
+
+def _input_videos(args: argparse.Namespace, command: str) -> list[str] | None:
+    """The videos named on the command line, then those of ``--list`` (``None``, with the error printed, if the
+    list is bad or there are none)."""
+    from .train.datasets import VideoListError, class_names_from_lists, read_video_list
+
+    videos = list(args.videos)
+    if args.list:
         try:
-            predictions = predict(model, video, views=args.views, topk=args.topk, batch_size=args.batch_size)
-        except (ValueError, IndexError, OSError) as err:  # VideoReadError is a ValueError; the others go on
+            labels = class_names_from_lists(args.list)
+            videos += [str(sample.path) for sample in read_video_list(args.list, args.data_root, label_names=labels)]
+        except (VideoListError, FileNotFoundError) as err:
+            print(f"tokshift-zoo {command}: error: {err}", file=sys.stderr)
+            return None
+    if not videos:
+        print(f"tokshift-zoo {command}: error: expected VIDEO arguments or --list FILE, got neither", file=sys.stderr)
+        return None
+    return videos
+
+
+def _predict_timelines(args: argparse.Namespace, model, videos: list[str]) -> int:
+    from pathlib import Path
+
+    from .timeline import PLOT_EXTRA, plot_timeline, timeline, timeline_csv
+    from .video.sampling import parse_views
+
+    clips, crops = parse_views(args.views)
+    if clips != 1:
+        print(
+            "tokshift-zoo predict: error: with --timeline each window is one clip: --views 1x1 or 1x3", file=sys.stderr
+        )
+        return 2
+    if args.plot and importlib.util.find_spec("matplotlib") is None:
+        print(f"tokshift-zoo predict: error: --plot needs matplotlib: {PLOT_EXTRA}", file=sys.stderr)
+        return 2
+    failed = 0
+    for n, video in enumerate(videos):
+        try:
+            line = timeline(model, video, args.timeline, args.window, crops, args.batch_size)
+        except (ValueError, IndexError, OSError) as err:  # VideoReadError is a ValueError
             failed += 1
             print(f"tokshift-zoo predict: error: {err}", file=sys.stderr)
-            if args.json:
-                print(json.dumps({"video": video, "model": name, "error": str(err)}))
             continue
-        if args.json:
-            print(json.dumps({"video": video, "model": name, "predictions": predictions}))
+        rows = line.rows(args.topk)
+        if args.csv:
+            text = timeline_csv(rows)
+            print(text if n == 0 else text.split("\n", 1)[1], end="")  # one header line for all videos
         else:
-            print(video)
-            for p in predictions:
-                print(f"  {p['score']:7.2%}  {p['label']}")
+            print("\n".join(json.dumps(row) for row in rows))
+        if args.plot:
+            plot = Path(args.plot)
+            if len(videos) > 1:
+                plot = plot.with_name(f"{plot.stem}-{Path(video).stem}{plot.suffix}")
+            try:
+                print(f"wrote {plot_timeline(line, plot)}", file=sys.stderr)
+            except ModuleNotFoundError as err:
+                print(f"tokshift-zoo predict: error: {err}", file=sys.stderr)
+                return 2
     return 1 if failed else 0
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from .distributed import process_group
     from .inference import class_names, evaluate
     from .train.datasets import VideoListError, read_label_names, read_video_list
 
@@ -198,14 +262,17 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     except (VideoListError, FileNotFoundError) as err:
         print(f"tokshift-zoo evaluate: error: {err}", file=sys.stderr)
         return 2
-    result = evaluate(
-        model,
-        [(str(s.path), s.label) for s in samples],
-        views=args.views,
-        batch_size=args.batch_size,
-        num_workers=args.num_workers,
-        progress=not args.no_progress,
-    )
+    with process_group(next(model.parameters()).device):  # under torchrun: each rank its share, merged on rank 0
+        result = evaluate(
+            model,
+            [(str(s.path), s.label) for s in samples],
+            views=args.views,
+            batch_size=args.batch_size,
+            num_workers=args.num_workers,
+            progress=not args.no_progress,
+        )
+    if result is None:  # not rank 0
+        return 0
     result["model"] = args.checkpoint or args.model or model.pretrained_cfg.get("architecture")
     print(json.dumps(result, indent=2))
     for failure in result["failed"]:
@@ -228,10 +295,12 @@ def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _add_inference_parsers(commands: argparse._SubParsersAction) -> None:
     predict = commands.add_parser("predict", help="classify video files; labels with scores")
-    predict.add_argument("videos", nargs="+", metavar="VIDEO", help="video files or frame folders")
+    predict.add_argument("videos", nargs="*", metavar="VIDEO", help="video files or frame folders")
     _add_model_arguments(predict)
     predict.add_argument("--topk", type=int, default=5, help="classes to print per video")
     predict.add_argument("--json", action="store_true", help='one JSON object per video: {"video", "model", ...}')
+    _add_list_arguments(predict)
+    _add_timeline_arguments(predict)
     predict.set_defaults(func=_cmd_predict)
 
     evaluate = commands.add_parser("evaluate", help="top-1, top-5 and mean per-class accuracy on a video list")
@@ -242,6 +311,77 @@ def _add_inference_parsers(commands: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--num-workers", type=int, default=0, help="decoding processes")
     evaluate.add_argument("--no-progress", action="store_true", help="no progress bar")
     evaluate.set_defaults(func=_cmd_evaluate)
+
+
+def _add_list_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--list", help="also the videos of a list ('path label' lines, path,label CSV, frame folders)")
+    parser.add_argument("--data-root", default="", help="folder the list paths are relative to")
+    parser.add_argument("--num-workers", type=int, default=0, help="decoding processes (per process under torchrun)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _add_timeline_arguments(predict: argparse.ArgumentParser) -> None:
+    predict.add_argument(
+        "--timeline",
+        type=float,
+        metavar="SECONDS",
+        help="score sliding windows starting every SECONDS instead of the whole video; one JSON line per window",
+    )
+    predict.add_argument("--window", type=float, metavar="SECONDS", help="timeline window (default: the clip span)")
+    predict.add_argument("--csv", action="store_true", help="timeline as CSV: video,window,start_s,end_s,rank,...")
+    predict.add_argument("--plot", metavar="PNG", help="timeline: plot the top classes' scores over time (matplotlib)")
+
+
+def _cmd_embed(args: argparse.Namespace) -> int:
+    from .embed import embed, find_videos
+
+    videos = _input_videos(args, "embed")
+    if videos is None:
+        return 2
+    model_kwargs = json.loads(args.model_kwargs) if args.model_kwargs else {}
+    try:
+        result = embed(
+            find_videos(videos),
+            args.output,
+            model=args.model,
+            checkpoint=args.checkpoint,
+            views=args.views,
+            per_view=args.per_view,
+            layer=args.layer,
+            dtype=args.dtype,
+            batch_size=args.batch_size,
+            num_workers=args.num_workers,
+            shard_size=args.shard_size,
+            device=args.device,
+            progress=not args.no_progress,
+            **model_kwargs,
+        )
+    except ValueError as err:  # a used --output with another model or settings, a bad --layer
+        print(f"tokshift-zoo embed: error: {err}", file=sys.stderr)
+        return 2
+    if result is None:  # not rank 0
+        return 0
+    print(json.dumps(result, indent=2))
+    return 1 if result["failed"] else 0
+
+
+def _add_embed_parser(commands: argparse._SubParsersAction) -> None:
+    embed = commands.add_parser(
+        "embed",
+        help="clip embeddings of videos to safetensors shards with a JSONL index (resumable)",
+        description="Write each video's pre-logits embedding (the mean over its views, or each view with "
+        "--per-view) to OUTPUT/shards/*.safetensors, with OUTPUT/index.jsonl and OUTPUT/manifest.json. Rerunning "
+        "the same command skips the videos done. Runs unchanged under torchrun --nproc-per-node N.",
+    )
+    embed.add_argument("videos", nargs="*", metavar="VIDEO", help="video files, frame folders or folders of videos")
+    _add_model_arguments(embed)
+    _add_list_arguments(embed)
+    embed.add_argument("--output", required=True, help="folder for the shards, index.jsonl and manifest.json")
+    embed.add_argument("--per-view", action="store_true", help="keep each view's embedding: (views, D) per video")
+    embed.add_argument("--layer", type=int, help="the class token after block K (0-based, -1 the last) instead")
+    embed.add_argument("--dtype", choices=["float32", "float16"], default="float32", help="storage dtype")
+    embed.add_argument("--shard-size", type=int, default=256, help="videos per shard (what a killed run can lose)")
+    embed.set_defaults(func=_cmd_embed)
 
 
 def _cmd_benchmark(args: argparse.Namespace) -> int:
@@ -386,6 +526,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_parser(commands)
     _add_weights_parsers(commands)
     _add_inference_parsers(commands)
+    _add_embed_parser(commands)
     _add_demo_parsers(commands)
     _add_benchmark_parser(commands)
 
