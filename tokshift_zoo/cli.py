@@ -212,6 +212,7 @@ def _input_videos(args: argparse.Namespace, command: str) -> list[str] | None:
 def _predict_timelines(args: argparse.Namespace, model, videos: list[str]) -> int:
     from pathlib import Path
 
+    from .distributed import gather_to_main, process_group, share_of_items
     from .timeline import PLOT_EXTRA, plot_timeline, timeline, timeline_csv
     from .video.sampling import parse_views
 
@@ -224,30 +225,34 @@ def _predict_timelines(args: argparse.Namespace, model, videos: list[str]) -> in
     if args.plot and importlib.util.find_spec("matplotlib") is None:
         print(f"tokshift-zoo predict: error: --plot needs matplotlib: {PLOT_EXTRA}", file=sys.stderr)
         return 2
-    failed = 0
-    for n, video in enumerate(videos):
-        try:
-            line = timeline(model, video, args.timeline, args.window, crops, args.batch_size)
-        except (ValueError, IndexError, OSError) as err:  # VideoReadError is a ValueError
-            failed += 1
-            print(f"tokshift-zoo predict: error: {err}", file=sys.stderr)
-            continue
-        rows = line.rows(args.topk)
-        if args.csv:
+    with process_group(next(model.parameters()).device):  # under torchrun: each rank its share of the videos
+        done = []
+        for n in share_of_items(videos):
+            try:
+                line = timeline(model, videos[n], args.timeline, args.window, crops, args.batch_size)
+            except (ValueError, IndexError, OSError) as err:  # VideoReadError is a ValueError
+                done.append((n, None, str(err)))
+                continue
+            if args.plot:
+                plot = Path(args.plot)
+                if len(videos) > 1:
+                    plot = plot.with_name(f"{plot.stem}-{Path(videos[n]).stem}{plot.suffix}")
+                print(f"wrote {plot_timeline(line, plot)}", file=sys.stderr)
+            done.append((n, line.rows(args.topk), None))
+        gathered = gather_to_main(done)
+    if gathered is None:  # not rank 0
+        return 0
+    header = True
+    for _, rows, error in sorted(item for part in gathered for item in part):
+        if error is not None:
+            print(f"tokshift-zoo predict: error: {error}", file=sys.stderr)
+        elif args.csv:
             text = timeline_csv(rows)
-            print(text if n == 0 else text.split("\n", 1)[1], end="")  # one header line for all videos
+            print(text if header else text.split("\n", 1)[1], end="")  # one header line for all videos
+            header = False
         else:
             print("\n".join(json.dumps(row) for row in rows))
-        if args.plot:
-            plot = Path(args.plot)
-            if len(videos) > 1:
-                plot = plot.with_name(f"{plot.stem}-{Path(video).stem}{plot.suffix}")
-            try:
-                print(f"wrote {plot_timeline(line, plot)}", file=sys.stderr)
-            except ModuleNotFoundError as err:
-                print(f"tokshift-zoo predict: error: {err}", file=sys.stderr)
-                return 2
-    return 1 if failed else 0
+    return 1 if any(error is not None for part in gathered for _, _, error in part) else 0
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
@@ -333,7 +338,7 @@ def _add_timeline_arguments(predict: argparse.ArgumentParser) -> None:
 
 
 def _cmd_embed(args: argparse.Namespace) -> int:
-    from .embed import embed, find_videos
+    from .embed import embed
 
     videos = _input_videos(args, "embed")
     if videos is None:
@@ -341,7 +346,7 @@ def _cmd_embed(args: argparse.Namespace) -> int:
     model_kwargs = json.loads(args.model_kwargs) if args.model_kwargs else {}
     try:
         result = embed(
-            find_videos(videos),
+            videos,
             args.output,
             model=args.model,
             checkpoint=args.checkpoint,
