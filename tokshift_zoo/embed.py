@@ -181,6 +181,12 @@ def _manifest(
     return json.loads(json.dumps(manifest))  # tuples -> lists, as read back
 
 
+def _embedding_shape(manifest: dict[str, Any]) -> tuple[int, ...]:
+    """One video's embedding: (D,), or (V, D) with ``per_view``."""
+    clips, crops = parse_views(manifest["views"])
+    return (clips * crops, manifest["dim"]) if manifest["per_view"] else (manifest["dim"],)
+
+
 def _shards(output: Path) -> list[Path]:
     return sorted((output / "shards").glob("shard-*.safetensors"))
 
@@ -228,9 +234,11 @@ def _prepare_output(output: Path, manifest: dict[str, Any], videos: list[str]) -
 class _ShardWriter:
     """Buffers one rank's rows and writes them ``shard_size`` at a time as whole shards."""
 
-    def __init__(self, output: Path, run: str, rank: int, shard_size: int, dtype: torch.dtype, dim: int) -> None:
+    def __init__(
+        self, output: Path, run: str, rank: int, shard_size: int, dtype: torch.dtype, shape: Sequence[int]
+    ) -> None:
         self.output, self.run, self.rank, self.shard_size = output, run, rank, shard_size
-        self.dtype, self.dim = dtype, dim
+        self.dtype, self.shape = dtype, tuple(shape)  # one video's embedding: (D,) or (V, D)
         self.rows: list[dict[str, Any]] = []
         self.tensors: list[torch.Tensor] = []
         self.written = 0
@@ -249,7 +257,7 @@ class _ShardWriter:
         name = f"shard-{self.run}-r{self.rank:04d}-{self.written:05d}.safetensors"
         for row in self.rows:
             row["shard"] = name if row["row"] is not None else None
-        embeddings = torch.stack(self.tensors) if self.tensors else torch.empty(0, self.dim, dtype=self.dtype)
+        embeddings = torch.stack(self.tensors) if self.tensors else torch.empty(0, *self.shape, dtype=self.dtype)
         metadata = {"format": _FORMAT, "rows": json.dumps(self.rows)}
         atomic_write(
             self.output / "shards" / name,
@@ -318,7 +326,7 @@ def embed(
         raise ValueError(f"dtype must be one of {sorted(_STORAGE_DTYPES)}, got {dtype!r}")
     if shard_size < 1:
         raise ValueError(f"shard_size must be >= 1, got {shard_size}")
-    videos = find_videos(videos)
+    videos = find_videos([videos] if isinstance(videos, (str, os.PathLike)) else videos)
     output = Path(output)
     if isinstance(model, nn.Module):
         name, net = None, model
@@ -345,14 +353,13 @@ def embed(
         if gathered is None:
             return None
         embedded, failed = _write_index(output, videos)
-    clips, crops = parse_views(views)
     return {
         "output": os.fspath(output),
         "videos": len(videos),
         "embedded": embedded,
         "failed": failed,
         "skipped": len(videos) - len(todo),
-        "shape": [clips * crops, manifest["dim"]] if per_view else [manifest["dim"]],
+        "shape": list(_embedding_shape(manifest)),
         "seconds": max(t["seconds"] for t in gathered),
         "decode_seconds": sum(t["decode_seconds"] for t in gathered),
         "model_seconds": sum(t["model_seconds"] for t in gathered),
@@ -380,7 +387,8 @@ def _embed_share(
     loader = DataLoader(
         _ViewsWithFrames([(i, videos[i]) for i in mine], preprocess), batch_size=None, num_workers=num_workers
     )
-    writer = _ShardWriter(output, run, here.rank, shard_size, _STORAGE_DTYPES[manifest["dtype"]], manifest["dim"])
+    storage = _STORAGE_DTYPES[manifest["dtype"]]
+    writer = _ShardWriter(output, run, here.rank, shard_size, storage, _embedding_shape(manifest))
     decode_s = model_s = 0.0
     items = iter(tqdm(loader, desc="embed", unit="video", disable=not (progress and here.is_main)))
     while True:
@@ -433,7 +441,5 @@ def read_embeddings(folder: str | os.PathLike) -> tuple[torch.Tensor, list[dict[
     if rows:
         embeddings = torch.stack([by_shard[row["shard"]][row["row"]] for row in rows])
     else:
-        clips, crops = parse_views(manifest["views"])
-        shape = (0, clips * crops, manifest["dim"]) if manifest["per_view"] else (0, manifest["dim"])
-        embeddings = torch.empty(shape, dtype=_STORAGE_DTYPES[manifest["dtype"]])
+        embeddings = torch.empty(0, *_embedding_shape(manifest), dtype=_STORAGE_DTYPES[manifest["dtype"]])
     return embeddings, rows
