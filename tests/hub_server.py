@@ -129,7 +129,8 @@ class _Handler(BaseHTTPRequestHandler):
             if self.command == "GET":
                 owner.downloads[key] += 1
         start, status = 0, 200
-        if match := re.fullmatch(r"bytes=(\d+)-(\d*)", self.headers.get("Range", "")):
+        asked = self.headers.get("Range", "") if owner.ranges else ""
+        if match := re.fullmatch(r"bytes=(\d+)-(\d*)", asked):
             start = int(match.group(1))
             if start >= len(data):
                 self._reply(416, headers={"Content-Range": f"bytes */{len(data)}"})
@@ -145,7 +146,7 @@ class _Handler(BaseHTTPRequestHandler):
         if fault is not None and fault.kind == "truncate":
             body = body[: len(body) // 2]
         self.send_response(status)
-        for name, value in {**headers, "Accept-Ranges": "bytes"}.items():
+        for name, value in {**headers, **({"Accept-Ranges": "bytes"} if owner.ranges else {})}.items():
             self.send_header(name, value)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -177,6 +178,7 @@ class _Loopback:
         self.downloads: Counter[tuple[str, str]] = Counter()
         self.log: list[tuple[str, str, str | None]] = []  # (method, file, Range header) of each file request
         self.throttle = 0.0  # seconds to sleep after each 64 KiB of a file body
+        self.ranges = True  # False: ignore Range headers and send whole files with 200, as some servers do
         self.handler = type("Handler", (self.handler,), {"owner": self})
         self._server: _Server | None = None
         self.url = ""
@@ -426,13 +428,16 @@ class HubServer(_Loopback):
         repo.branches[branch] = commit
         return commit
 
-    def commit(self, repo_id: str, files: dict[str, bytes], branch: str = "main") -> str:
-        """Add or replace ``files`` in ``repo_id`` (created if new) on ``branch``; returns the commit id."""
+    def commit(self, repo_id: str, files: dict[str, bytes], branch: str = "main", lfs: bool | None = None) -> str:
+        """Add or replace ``files`` in ``repo_id`` (created if new) on ``branch``; returns the commit id.
+
+        ``lfs``: store the files in LFS (True) or in git (False); None: by suffix and size, as the hub does.
+        """
         with self._lock:
             repo = self.repos.setdefault(repo_id, _Repo())
             tree = dict(repo.commits.get(repo.branches.get(branch, ""), {}))
             for path, data in files.items():
-                tree[path] = _Entry(data, lfs=_is_lfs(path, data))
+                tree[path] = _Entry(data, lfs=_is_lfs(path, data) if lfs is None else lfs)
                 if tree[path].lfs:
                     self.lfs_objects[tree[path].sha256] = data
             return self._store_commit(repo, branch, tree)

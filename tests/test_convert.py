@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import timm
 import torch
+from authors_format import authors_state_dict, save_authors_checkpoint
 from conftest import TINY_ARGS
 from safetensors import safe_open
 
@@ -22,42 +23,8 @@ ARCH = "tokshift_base16_224_8f"
 MODEL_KWARGS = {k: v for k, v in TINY_ARGS.items() if k != "num_classes"}
 
 
-def authors_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """The inverse of ``checkpoint_filter_fn``: zoo names -> the authors' (jeonsworld ViT-pytorch under DDP/TSN)."""
-    names = {"norm1": "attention_norm", "norm2": "ffn_norm", "attn.proj": "attn.out", "mlp.fc1": "ffn.fc1"}
-    names["mlp.fc2"] = "ffn.fc2"
-    out = {}
-    for key, value in model.state_dict().items():
-        if key == "cls_token":
-            out["transformer.embeddings.cls_token"] = value
-        elif key == "pos_embed":
-            out["transformer.embeddings.position_embeddings"] = value
-        elif key.startswith("patch_embed.proj."):
-            out["transformer.embeddings.patch_embeddings." + key.rsplit(".", 1)[1]] = value
-        elif key.startswith("norm."):
-            out["transformer.encoder.encoder_norm." + key.rsplit(".", 1)[1]] = value
-        elif key.startswith("head."):
-            out[key] = value
-        else:
-            _, idx, rest = key.split(".", 2)
-            layer = f"transformer.encoder.layer.{idx}."
-            name, kind = rest.rsplit(".", 1)
-            if name == "attn.qkv":
-                for part, chunk in zip(("query", "key", "value"), value.chunk(3), strict=True):
-                    out[f"{layer}attn.{part}.{kind}"] = chunk
-            else:
-                out[f"{layer}{names[name]}.{kind}"] = value
-    return {f"module.base_model.{k}": v.clone() for k, v in out.items()}
-
-
-def save_authors_file(model: torch.nn.Module, path: Path, **extra_keys: torch.Tensor) -> Path:
-    state = authors_state_dict(model) | extra_keys
-    torch.save({"epoch": 17, "state_dict": state, "best_acc1": 77.5, "optimizer": {"state": {}}, "scheduler": {}}, path)
-    return path
-
-
 def test_authors_file_converts_and_loads_back_with_the_same_outputs(tiny_model, tmp_path):
-    src = save_authors_file(tiny_model, tmp_path / "authors.pth")
+    src = save_authors_checkpoint(tiny_model, tmp_path / "authors.pth")
     dst = tmp_path / "out" / "tiny.safetensors"
     result = convert(src, dst, ARCH, model_kwargs=MODEL_KWARGS)
     assert result.path == dst and result.architecture == ARCH
@@ -69,8 +36,8 @@ def test_authors_file_converts_and_loads_back_with_the_same_outputs(tiny_model, 
     assert metadata["source_sha256"] == hashlib.sha256(src.read_bytes()).hexdigest() == result.source_sha256
     assert (metadata["source_file"], metadata["source_epoch"], metadata["source_best_acc1"]) == (
         "authors.pth",
-        "17",
-        "77.5",
+        "18",
+        "77.28",
     )
     assert json.loads(metadata["model_kwargs"]) == dict(MODEL_KWARGS, num_classes=4)
 
@@ -85,7 +52,7 @@ def test_keys_it_cannot_place_are_refused_and_named(tiny_model, tmp_path):
         "module.base_model.transformer.encoder.layer.0.adapter.weight": torch.zeros(2),
         "module.new_fc.weight": torch.zeros(2),
     }
-    src = save_authors_file(tiny_model, tmp_path / "odd.pth", **extra)
+    src = save_authors_checkpoint(tiny_model, tmp_path / "odd.pth", **extra)
     dst = tmp_path / "odd.safetensors"
     with pytest.raises(ConversionError) as err:
         convert(src, dst, ARCH, model_kwargs=MODEL_KWARGS)
@@ -111,7 +78,7 @@ def test_missing_weights_are_refused_and_named(tiny_model, tmp_path):
 
 
 def test_wrong_architecture_is_refused_with_both_shapes(tiny_model, tmp_path):
-    src = save_authors_file(tiny_model, tmp_path / "authors.pth")
+    src = save_authors_checkpoint(tiny_model, tmp_path / "authors.pth")
     with pytest.raises(ConversionError, match="width 32, 8x8 patches, 2 blocks, 17 tokens.*width 768"):
         convert(src, tmp_path / "x.safetensors", ARCH)
     with pytest.raises(ConversionError, match="no zoo model fits these weights"):
@@ -121,7 +88,7 @@ def test_wrong_architecture_is_refused_with_both_shapes(tiny_model, tmp_path):
 
 
 def test_destination_is_never_left_half_written(tiny_model, tmp_path, monkeypatch):
-    src = save_authors_file(tiny_model, tmp_path / "authors.pth")
+    src = save_authors_checkpoint(tiny_model, tmp_path / "authors.pth")
     dst = tmp_path / "tiny.safetensors"
     dst.write_bytes(b"the previous good file")
 
@@ -152,20 +119,22 @@ def test_architecture_is_detected_from_the_shapes_where_it_can_be(caplog):
 
 
 def test_convert_command(tiny_model, tmp_path, capsys):
-    src = save_authors_file(tiny_model, tmp_path / "authors.pth")
+    src = save_authors_checkpoint(tiny_model, tmp_path / "authors.pth")
     dst = tmp_path / "tiny.safetensors"
     kwargs = json.dumps(MODEL_KWARGS)
     assert main(["convert", str(src), str(dst), "--model", ARCH, "--model-kwargs", kwargs]) == 0
     assert str(dst) in capsys.readouterr().out and dst.is_file()
 
-    odd = save_authors_file(tiny_model, tmp_path / "odd.pth", **{"module.base_model.extra.weight": torch.zeros(1)})
+    odd = save_authors_checkpoint(
+        tiny_model, tmp_path / "odd.pth", **{"module.base_model.extra.weight": torch.zeros(1)}
+    )
     assert main(["convert", str(odd), str(tmp_path / "odd.safetensors"), "--model-kwargs", kwargs]) == 1
     assert "extra.weight" in capsys.readouterr().err and not (tmp_path / "odd.safetensors").exists()
 
 
 @pytest.mark.filterwarnings("ignore:Use 'content=<...>'")  # huggingface_hub's LFS PUT, inside httpx
 def test_push_then_load_back_from_the_hub(hub, tiny_model, tmp_path, capsys):
-    src = save_authors_file(tiny_model, tmp_path / "authors.pth")
+    src = save_authors_checkpoint(tiny_model, tmp_path / "authors.pth")
     dst = tmp_path / "tiny.safetensors"
     args = ["convert", str(src), str(dst), "--model", ARCH, "--model-kwargs", json.dumps(MODEL_KWARGS)]
     assert main([*args, "--push", "org/tokshift-tiny"]) == 0

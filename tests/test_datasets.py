@@ -119,3 +119,16 @@ def test_clip_dataset_reads_frame_folders(tmp_path):
     assert clip.shape == (3, 4, 32, 32) and label == 0
     assert np.isfinite(clip.numpy()).all()
     assert isinstance(dataset[1], SkippedVideo)  # uniform sampling of 12 frames asks for img_00011.jpg
+
+
+def test_clip_dataset_reads_the_sampled_frames_of_a_folder(tmp_path):
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i in range(10):  # frame i (img_{i+1}) is a flat grey of level 20 * (i + 1)
+        Image.fromarray(np.full((40, 48, 3), 20 * (i + 1), np.uint8)).save(folder / f"img_{i + 1:05d}.jpg")
+    (tmp_path / "list.txt").write_text("frames 10 0\n")
+    samples = read_video_list(tmp_path / "list.txt", tmp_path, num_classes=1)
+    clip, _ = VideoClipDataset(samples, replace(DATA_CONFIG, sampling="uniform"), is_training=False)[0]
+    levels = (clip.mean(dim=(0, 2, 3)) * 0.5 + 0.5) * 255  # mean 0.5, std 0.5 undone: (T,) grey levels
+    # 4 of 10 frames, the middle of each of 4 equal segments: floor((k + 0.5) * 10 / 4)
+    assert (levels / 20 - 1).round().int().tolist() == [1, 3, 6, 8]

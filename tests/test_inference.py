@@ -11,6 +11,7 @@ from conftest import TINY_ARGS
 from safetensors.torch import save_file
 from videos import index_frames, read_index, write_video
 
+import tokshift_zoo
 from tokshift_zoo import resolve_data_config
 from tokshift_zoo.cli import main
 from tokshift_zoo.inference import VideoPreprocess, evaluate, predict, predict_logits
@@ -73,6 +74,46 @@ def test_evaluate_reports_accuracy_and_goes_on_after_a_bad_file(tiny_model, tmp_
     result = evaluate(tiny_model, samples, views="1x1", progress=False)
     assert result["videos"] == 4 and result["top1"] == pytest.approx(75.0) and result["top5"] == 100.0
     assert len(result["failed"]) == 1 and "broken.mp4" in result["failed"][0]
+
+
+def test_evaluate_metrics_equal_numbers_computed_here(tmp_path):
+    """8 classes (top-5 is not trivial), each label chosen at a given rank of its video's scores, one video listed
+    twice (its class counts twice), so that top-1, top-5 and mean per-class accuracy all differ; each is
+    recomputed here from the model's own outputs."""
+    torch.manual_seed(1)
+    model = tokshift_zoo.create_model("tokshift_base16_224_8f", **dict(TINY_ARGS, num_classes=8)).eval()
+    config = resolve_data_config(model)
+    videos = [write_video(tmp_path / f"v{i}.mp4", index_frames(range(16 + 3 * i)), fps=25) for i in range(6)]
+    videos.append(videos[3])
+    ranks = [0, 0, 0, 3, 6, 7, 3]  # the label is the class at this rank of the video's averaged logits
+    samples = []
+    for video, rank in zip(videos, ranks, strict=True):
+        with torch.no_grad():
+            logits = model(VideoPreprocess(config, views="2x1")(video)).mean(0)
+        samples.append((str(video), int(logits.argsort(descending=True)[rank])))
+    top1 = 100 * sum(r == 0 for r in ranks) / len(ranks)
+    top5 = 100 * sum(r < 5 for r in ranks) / len(ranks)
+    per_class: dict[int, list[bool]] = {}
+    for (_, label), rank in zip(samples, ranks, strict=True):
+        per_class.setdefault(label, []).append(rank == 0)
+    mean_class = 100 * sum(sum(hits) / len(hits) for hits in per_class.values()) / len(per_class)
+    assert len({round(top1, 3), round(top5, 3), round(mean_class, 3)}) == 3  # a case where each metric differs
+
+    result = evaluate(model, samples, views="2x1", batch_size=1, progress=False)
+    assert result["top1"] == pytest.approx(top1) and result["top5"] == pytest.approx(top5)
+    assert result["mean_class_accuracy"] == pytest.approx(mean_class)
+
+
+def test_predict_runs_in_the_models_dtype_unless_autocast_is_asked_for(tiny_model, clip_file):
+    views = VideoPreprocess(resolve_data_config(tiny_model), views="1x3")(clip_file)
+    with torch.no_grad():
+        expected = tiny_model(views).mean(0)
+    assert torch.equal(predict_logits(tiny_model, views), expected)  # no autocast: the float32 result exactly
+    mixed = predict_logits(tiny_model, views, amp="bf16")
+    assert mixed.dtype == torch.float32 and not torch.equal(mixed, expected)
+    torch.testing.assert_close(mixed, expected, atol=0.1, rtol=0.1)
+    with pytest.raises(ValueError, match="amp must be one of"):
+        predict_logits(tiny_model, views, amp="int8")
 
 
 def test_frame_folder_of_the_authors_layout(tiny_model, tmp_path):

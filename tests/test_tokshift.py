@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import timm
 import torch
+from authors_format import authors_state_dict, save_authors_checkpoint
 from conftest import TINY_ARGS
 from safetensors.torch import save_file
 
@@ -44,6 +45,13 @@ def reference_shift(x: torch.Tensor, num_frames: int, fold_div: int = 4) -> torc
 def test_shift_matches_the_papers_text(num_frames, fold_div):
     x = torch.randn(2 * num_frames, 5, 16)
     torch.testing.assert_close(token_shift(x, num_frames, fold_div), reference_shift(x, num_frames, fold_div))
+
+
+def test_shift_refuses_frames_that_are_not_whole_clips():
+    with pytest.raises(ValueError, match=r"whole clips of T=4 frames, got 6 frames \(\(6, 3, 8\)\)"):
+        token_shift(torch.zeros(6, 3, 8), num_frames=4)
+    with pytest.raises(ValueError, match="T=0"):
+        token_shift(torch.zeros(6, 3, 8), num_frames=0)
 
 
 def test_shift_moves_only_class_token_channels_and_has_gradients():
@@ -178,46 +186,6 @@ def test_gradient_checkpointing_gives_the_same_gradients(tiny_model):
 # --- the three kinds of weight file ---------------------------------------------------------------------------
 
 
-def authors_state_dict(model) -> dict[str, torch.Tensor]:
-    """The inverse of the checkpoint filter: our names -> the authors' (jeonsworld ViT-pytorch, DDP, TSN)."""
-    names = {"norm1": "attention_norm", "norm2": "ffn_norm", "attn.proj": "attn.out", "mlp.fc1": "ffn.fc1"}
-    names["mlp.fc2"] = "ffn.fc2"
-    out = {}
-    for key, value in model.state_dict().items():
-        if key == "cls_token":
-            key = "transformer.embeddings.cls_token"
-        elif key == "pos_embed":
-            key = "transformer.embeddings.position_embeddings"
-        elif key.startswith("patch_embed.proj."):
-            key = "transformer.embeddings.patch_embeddings." + key.rsplit(".", 1)[1]
-        elif key.startswith("norm."):
-            key = "transformer.encoder.encoder_norm." + key.rsplit(".", 1)[1]
-        elif key.startswith("blocks."):
-            _, idx, rest = key.split(".", 2)
-            module, kind = rest.rsplit(".", 1)
-            prefix = f"transformer.encoder.layer.{idx}."
-            if module == "attn.qkv":
-                for part, chunk in zip(("query", "key", "value"), value.chunk(3), strict=True):
-                    out[f"module.base_model.{prefix}attn.{part}.{kind}"] = chunk
-                continue
-            key = f"{prefix}{names[module]}.{kind}"
-        out["module.base_model." + key] = value
-    return out
-
-
-def save_authors_checkpoint(model, path):
-    torch.save(
-        {
-            "epoch": 18,
-            "state_dict": authors_state_dict(model),
-            "best_acc1": 77.28,
-            "optimizer": {"state": {}, "param_groups": [{"lr": 0.1, "momentum": 0.9}]},
-            "scheduler": {"milestones": [10, 15], "last_epoch": 18},
-        },
-        path,
-    )
-
-
 def save_google_npz(model, path, num_classes):
     """A Google ViT npz as in ViT-B_16.npz (the names timm's loader reads), with pre_logits, from our model."""
     sd = {k: v.detach().numpy() for k, v in model.state_dict().items()}
@@ -296,7 +264,7 @@ def test_unplaceable_authors_keys_are_named(tiny_model, tmp_path):
     state["module.base_model.transformer.encoder.layer.0.adapter.weight"] = torch.zeros(2)
     path = tmp_path / "odd.pth"
     torch.save({"state_dict": state}, path)
-    with pytest.raises(KeyError, match="layer.0.adapter.weight"):
+    with pytest.raises(tokshift_zoo.WeightsError, match="layer.0.adapter.weight"):
         tokshift_zoo.create_model("tokshift_base16_224_8f", checkpoint_path=path, **TINY_ARGS)
 
 
@@ -342,5 +310,5 @@ def test_weights_load_at_another_resolution_through_pos_embed_resampling(tiny_mo
 
 
 def test_k400_pretrained_explains_where_the_weights_are():
-    with pytest.raises(RuntimeError, match="Google Drive.*tokshift-zoo convert"):
+    with pytest.raises(tokshift_zoo.DownloadError, match="Google Drive.*tokshift-zoo convert"):
         tokshift_zoo.create_model("tokshift_base16_224_8f", pretrained=True, depth=1)

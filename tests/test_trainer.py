@@ -226,10 +226,11 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_two_processes_under_torchrun(video_dir, tmp_path):
-    output = tmp_path / "ddp"
+@pytest.mark.parametrize("sharding", ["ddp", "fsdp"])
+def test_two_processes_under_torchrun(video_dir, tmp_path, sharding):
+    output = tmp_path / sharding
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port", str(_free_port())]
-    cmd += ["-m", "tokshift_zoo.cli", "train", "--no-progress"]
+    cmd += ["-m", "tokshift_zoo.cli", "train", "--no-progress"] + (["--fsdp"] if sharding == "fsdp" else [])
     cmd += _flags(
         MODEL_FLAGS,
         train_list=video_dir / "train.csv",

@@ -89,7 +89,7 @@ def test_hub_download_is_verified_cached_and_logged_once(hub, hf_cache, tiny_mod
     with caplog.at_level(logging.INFO, logger="tokshift_zoo.weights"):
         model = load_from_hub()
     assert_same_weights(model, tiny_model)
-    lines = [r.getMessage() for r in caplog.records if r.name == "tokshift_zoo.weights"]
+    lines = [r.getMessage() for r in caplog.records if r.name.startswith("tokshift_zoo.weights")]
     assert len(lines) == 1
     assert f"hf-hub:{REPO}/model.safetensors@{commit}" in lines[0]
     assert f"sha256 {sha256(data)} verified against hub LFS sha256" in lines[0]
@@ -133,6 +133,49 @@ def test_tampered_file_is_refused_removed_and_fetched_again(hub, hf_cache, tiny_
 
     assert_same_weights(load_from_hub(), tiny_model)  # the next call downloads a good copy
     assert hub.gets(REPO, "model.safetensors") == 2
+
+
+def test_hub_file_kept_in_git_is_checked_against_its_git_blob_sha1(hub, hf_cache, tiny_model):
+    data = safetensors_bytes(tiny_model)
+    hub.commit(REPO, {"model.safetensors": data}, lfs=False)  # small files live in git, with a sha1 ETag
+    git_oid = hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()  # noqa: S324 - git's id
+    fetched = weights.fetch_hub_file(REPO)
+    assert fetched.verified_by == "hub git blob sha1" and fetched.sha256 == sha256(data)
+    assert cached_blobs(hf_cache) == [hf_cache / "models--org--tiny" / "blobs" / git_oid]
+
+    fetched.path.unlink()  # the snapshot link, then the blob: a fresh download, tampered on the way
+    cached_blobs(hf_cache)[0].unlink()
+    hub.set_fault(REPO, "model.safetensors", Fault("tamper", times=1))
+    with pytest.raises(ChecksumError, match=f"hub git blob sha1: expected {git_oid}, got "):
+        weights.fetch_hub_file(REPO)
+    assert cached_blobs(hf_cache) == []
+
+
+def test_cache_without_symlinks_asks_the_hub_for_the_hash(hub, hf_cache, tiny_model, monkeypatch):
+    """Where the file system has no symlinks, huggingface_hub keeps real files in ``snapshots/`` whose names
+    say nothing of their hash: the hub is asked (a HEAD request), and offline only a registry pin can check."""
+    data = safetensors_bytes(tiny_model)
+    hub.commit(REPO, {"model.safetensors": data})
+    pointer = weights.fetch_hub_file(REPO).path
+    pointer.unlink()
+    pointer.write_bytes(data)  # a copy where the link was
+    hub.log.clear()
+    fetched = weights.fetch_hub_file(REPO)
+    assert fetched.path == pointer and fetched.verified_by == "hub LFS sha256"
+    methods = [method for method, name, _ in hub.log if name == "model.safetensors"]
+    assert methods == ["HEAD", "HEAD"]  # huggingface_hub's own freshness check, then the zoo's; no GET
+
+    pointer.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
+    with pytest.raises(ChecksumError, match=f"hub LFS sha256: expected {sha256(data)}"):
+        weights.fetch_hub_file(REPO)
+    assert not pointer.exists()
+
+    weights.fetch_hub_file(REPO).path.unlink()
+    pointer.write_bytes(data)
+    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(ChecksumError, match="no sha256 pin and no hash from the hub"):
+        weights.fetch_hub_file(REPO)
+    assert weights.fetch_hub_file(REPO, sha256=sha256(data)).verified_by == "registry pin"
 
 
 @pytest.mark.parametrize("kind", ["truncate", "gone"])
@@ -221,8 +264,9 @@ def test_hf_hub_name_uses_the_repos_video_cfg_and_its_pin(hub, tiny_model):
 
 def test_hf_hub_name_without_video_cfg_drops_the_registry_pin(hub, tiny_model, monkeypatch):
     hub.commit(REPO, {"model.safetensors": safetensors_bytes(tiny_model), "config.json": timm_config()})
-    pinned = dataclasses.replace(tokshift_zoo.models.get_video_cfg(f"{ARCH}.k400"), sha256="2" * 64)
-    monkeypatch.setitem(tokshift_zoo.models.registry._VIDEO_CFGS, f"{ARCH}.k400", pinned)
+    entry = tokshift_zoo.models.registry.get_entry(f"{ARCH}.k400")
+    pinned = dataclasses.replace(entry, video=dataclasses.replace(entry.video, sha256="2" * 64))
+    monkeypatch.setitem(tokshift_zoo.models.registry._ENTRIES, f"{ARCH}.k400", pinned)
     model = tokshift_zoo.create_model(f"hf-hub:{REPO}", pretrained=True)
     assert model.video_cfg.sha256 is None and model.video_cfg.num_frames == 8
     assert_same_weights(model, tiny_model)
@@ -273,8 +317,9 @@ def test_url_tampered_file_is_refused_and_removed(file_server, tiny_model):
     with pytest.raises(ChecksumError, match=f"expected {sha256(data)} \\(registry pin\\), got [0-9a-f]{{64}}"):
         weights.fetch_url(url, sha256=sha256(data))
     folder = weights.url_cache_dir() / sha256(data)
-    assert not [p for p in folder.iterdir() if not p.name.endswith(".lock")]
+    assert list(folder.iterdir()) == []  # nothing kept, no lock file either
     assert weights.fetch_url(url, sha256=sha256(data)).path.read_bytes() == data
+    assert [p.name for p in folder.iterdir()] == ["tiny.safetensors"]
 
 
 def test_url_partial_download_is_resumed(file_server, tiny_model):
@@ -289,6 +334,36 @@ def test_url_partial_download_is_resumed(file_server, tiny_model):
 
     assert weights.fetch_url(url, sha256=sha256(data)).path.read_bytes() == data
     assert file_server.log[-1] == ("GET", "tiny.safetensors", f"bytes={kept}-")
+    assert not partial.exists()
+
+
+def test_url_server_that_ignores_range_gets_the_whole_file_again(file_server, tiny_model):
+    data = safetensors_bytes(tiny_model)
+    url = file_server.add("tiny.safetensors", data)
+    file_server.set_fault("tiny.safetensors", Fault("drop", times=1))
+    with pytest.raises(DownloadError, match="interrupted"):
+        weights.fetch_url(url, sha256=sha256(data))
+    partial = weights.url_cache_dir() / sha256(data) / "tiny.safetensors.incomplete"
+    kept = partial.stat().st_size
+    file_server.ranges = False  # answers the Range request with 200 and the whole file
+    assert weights.fetch_url(url, sha256=sha256(data)).path.read_bytes() == data  # not kept + whole file
+    assert file_server.log[-1] == ("GET", "tiny.safetensors", f"bytes={kept}-")
+
+
+def test_url_complete_partial_file_gets_416_and_is_verified(file_server, tiny_model):
+    data = safetensors_bytes(tiny_model)
+    url = file_server.add("tiny.safetensors", data)
+    partial = weights.url_cache_dir() / sha256(data) / "tiny.safetensors.incomplete"
+    partial.parent.mkdir(parents=True)
+    partial.write_bytes(data)  # every byte arrived, the rename did not happen
+    fetched = weights.fetch_url(url, sha256=sha256(data))
+    assert fetched.path.read_bytes() == data and not partial.exists()
+    assert file_server.log == [("GET", "tiny.safetensors", f"bytes={len(data)}-")]  # answered 416, no body
+
+    partial.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))  # complete in size, wrong in content
+    fetched.path.unlink()
+    with pytest.raises(ChecksumError, match="registry pin"):
+        weights.fetch_url(url, sha256=sha256(data))
     assert not partial.exists()
 
 

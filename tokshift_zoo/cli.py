@@ -1,15 +1,146 @@
-"""The ``tokshift-zoo`` command: argument parsing only; each command calls a library function."""
+"""The ``tokshift-zoo`` command: argument parsing and printing only; each command calls a library function.
+
+Conventions every command follows: options shared between commands come from one ``_add_*_options`` function
+each (a new command reuses them); defaults come from the library (``TrainConfig``, ``DEFAULT_MODEL``); exit code
+0 on success, 2 for a usage error (bad arguments, unknown names, a bad list: ``ConfigError``), 1 for a failure
+(weights that cannot be had or verified, unreadable videos). Importing this module imports no torch, so
+``--help`` is quick.
+"""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import importlib.util
 import json
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from .errors import ConfigError, TokShiftZooError, VideoError
+
+AMP_CHOICES = ["auto", "bf16", "fp16", "none"]  # devices.AMP_CHOICES (that module imports torch); a test compares
+
+Command = Callable[[argparse.Namespace], int]
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    """argparse type of ``--model-kwargs``: a JSON object."""
+    try:
+        value = json.loads(text) if text else {}
+    except json.JSONDecodeError as err:
+        raise argparse.ArgumentTypeError(f"expected a JSON object, e.g. '{{\"num_classes\": 174}}': {err}") from err
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object, got {text!r}")
+    return value
+
+
+# --- option blocks shared between commands ---------------------------------------------------------------
+
+
+def _add_model_options(parser: argparse.ArgumentParser) -> None:
+    """--model, --checkpoint, --model-kwargs: which model, with which weights."""
+    parser.add_argument(
+        "--model",
+        help="NAME[.TAG] or hf-hub:ORG/REPO (default: the architecture a zoo --checkpoint names, else the bundled "
+        "demo model)",
+    )
+    parser.add_argument("--checkpoint", help="a local weight file (zoo safetensors, authors' .pth, Google .npz)")
+    parser.add_argument(
+        "--model-kwargs",
+        type=_json_object,
+        default={},
+        help="model overrides as JSON, e.g. '{\"num_classes\": 174}'",
+    )
+
+
+def _add_device_options(parser: argparse.ArgumentParser, amp_default: str = "none") -> None:
+    """--device and --amp: where the model runs and whether autocast is on."""
+    parser.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:1 ...")
+    parser.add_argument(
+        "--amp",
+        choices=AMP_CHOICES,
+        default=amp_default,
+        help=f"autocast (auto: bf16 on CUDA, off on CPU; default {amp_default})",
+    )
+
+
+def _add_view_options(parser: argparse.ArgumentParser) -> None:
+    """--views and --batch-size: the test views of each video and how many go through at once."""
+    parser.add_argument("--views", default="1x1", help="CLIPSxCROPS per video, e.g. 10x3 (the paper's)")
+    parser.add_argument("--batch-size", type=int, default=8, help="views per forward pass")
+
+
+def _add_list_options(parser: argparse.ArgumentParser, *names: str) -> None:
+    """Video lists (``--list``, or ``--train-list``/``--val-list``) with --data-root."""
+    for name in names:
+        parser.add_argument(
+            f"--{name}", required=True, help="'path label' lines, a path,label CSV or a frame-folder list"
+        )
+    parser.add_argument("--data-root", default="", help="folder the list paths are relative to")
+
+
+def _add_video_input_options(parser: argparse.ArgumentParser) -> None:
+    """VIDEO ... and/or --list FILE --data-root DIR; --num-workers, --no-progress: many videos, decoded by workers."""
+    parser.add_argument("videos", nargs="*", metavar="VIDEO", help="video files or frame folders")
+    parser.add_argument("--list", help="also the videos of a list ('path label' lines, path,label CSV, frame folders)")
+    parser.add_argument("--data-root", default="", help="folder the list paths are relative to")
+    _add_loader_options(parser)
+
+
+def _add_loader_options(parser: argparse.ArgumentParser) -> None:
+    """--num-workers and --no-progress: decoding processes (per process under torchrun), the progress bar."""
+    parser.add_argument("--num-workers", type=int, default=0, help="decoding processes (per process under torchrun)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _add_timeline_options(parser: argparse.ArgumentParser) -> None:
+    """--timeline SECONDS, --window, --csv, --plot: sliding windows over long videos."""
+    parser.add_argument(
+        "--timeline",
+        type=float,
+        metavar="SECONDS",
+        help="score sliding windows starting every SECONDS instead of the whole video; one JSON line per window",
+    )
+    parser.add_argument("--window", type=float, metavar="SECONDS", help="timeline window (default: the clip span)")
+    parser.add_argument("--csv", action="store_true", help="timeline as CSV: video,window,start_s,end_s,rank,...")
+    parser.add_argument("--plot", metavar="PNG", help="timeline: plot the top classes' scores over time (matplotlib)")
+
+
+def _input_videos(args: argparse.Namespace) -> list[str]:
+    """The videos named on the command line, then those of ``--list``."""
+    from .train.datasets import class_names_from_lists, read_video_list
+
+    videos = list(args.videos)
+    if args.list:
+        labels = class_names_from_lists(args.list)
+        videos += [str(sample.path) for sample in read_video_list(args.list, args.data_root, label_names=labels)]
+    if not videos:
+        raise ConfigError("expected VIDEO arguments or --list FILE, got neither")
+    return videos
+
+
+def _load_model(args: argparse.Namespace) -> Any:
+    """The ready model the inference options name."""
+    from .distributed import inference_device
+    from .models.registry import DEFAULT_MODEL
+    from .ready import load
+
+    return load(
+        args.model or (None if args.checkpoint else DEFAULT_MODEL),
+        device=inference_device(args.device),  # under torchrun: each process its local GPU
+        checkpoint_path=args.checkpoint,
+        views=args.views,
+        **args.model_kwargs,
+    )
+
+
+def _model_label(args: argparse.Namespace, model: Any) -> str:
+    return args.checkpoint or args.model or model.pretrained_cfg.get("architecture")
+
+
+# --- models, weights ---------------------------------------------------------------------------------------
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
@@ -28,97 +159,30 @@ def _cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_train(args: argparse.Namespace) -> int:
-    from .train import TrainConfig, VideoListError, train
-
-    fields = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig) if hasattr(args, f.name)}
-    try:
-        model_kwargs = json.loads(args.model_kwargs) if args.model_kwargs else {}
-        config = TrainConfig(**dict(fields, model_kwargs=model_kwargs))
-        result = train(config)
-    except (VideoListError, ValueError, FileNotFoundError) as err:  # bad input: say what, not a traceback
-        print(f"tokshift-zoo train: error: {err}", file=sys.stderr)
-        return 2
-    if os.environ.get("RANK", "0") == "0":
-        print(json.dumps(result, indent=2))
-    return 0
-
-
-def _add_train_parser(commands: argparse._SubParsersAction) -> None:
-    train = commands.add_parser(
-        "train",
-        help="fine-tune a model on a video list (one process, or any number under torchrun)",
-        description="Fine-tune a zoo model. Defaults are the paper's recipe: SGD momentum 0.9, lr 0.1 divided by "
-        "10 at epochs 10 and 15 of 18, label smoothing 0.01, gradient clipping 1.0. Run under `torchrun "
-        "--nproc_per_node N -m tokshift_zoo.cli train ...` for DistributedDataParallel (or --fsdp).",
-    )
-    train.add_argument("--model", required=True, help="NAME (random init), NAME.TAG (its weights) or hf-hub:ORG/REPO")
-    train.add_argument("--model-kwargs", default="", help="model overrides as JSON, e.g. '{\"drop_path_rate\": 0.1}'")
-    train.add_argument("--checkpoint", help="start from this local weight file instead of the tag's weights")
-    train.add_argument(
-        "--train-list", required=True, help="'path label' lines, a path,label CSV or a frame-folder list"
-    )
-    train.add_argument("--val-list", required=True, help="the validation list, same formats")
-    train.add_argument("--data-root", default="", help="folder the list paths are relative to")
-    train.add_argument("--output", required=True, help="folder for checkpoints, best.safetensors and metrics.jsonl")
-    train.add_argument(
-        "--labels",
-        help="class names, one per line in index order (default: the weights' names if they cover the names in "
-        "the lists, else the lists' names sorted)",
-    )
-    train.add_argument("--num-classes", type=int, help="class count when the lists give integer labels")
-    train.add_argument("--epochs", type=int, default=18)
-    train.add_argument("--batch-size", type=int, default=21, help="clips per process and step")
-    train.add_argument("--accum-steps", type=int, default=1, help="gradient accumulation steps")
-    train.add_argument("--optimizer", choices=["sgd", "adamw"], default="sgd", help="sgd: step lr; adamw: cosine lr")
-    train.add_argument("--lr", type=float, help="default 0.1 (sgd) or 1e-4 (adamw)")
-    train.add_argument("--weight-decay", type=float, help="default 0 (sgd) or 0.05 (adamw)")
-    train.add_argument("--lr-steps", type=int, nargs="+", default=[10, 15], help="sgd: epochs where lr drops x0.1")
-    train.add_argument("--warmup-epochs", type=float, default=0.0, help="linear warm-up epochs")
-    train.add_argument("--label-smoothing", type=float, default=0.01)
-    train.add_argument("--clip-grad", type=float, default=1.0, help="max gradient norm (0: off)")
-    train.add_argument("--amp", choices=["auto", "bf16", "fp16", "none"], default="auto", help="auto: bf16 on GPU")
-    train.add_argument("--fsdp", action="store_true", help="shard the model with FSDP (for the Large models)")
-    train.add_argument("--grad-checkpointing", action="store_true", help="recompute blocks to save memory")
-    train.add_argument("--num-workers", type=int, default=4, help="data-loading processes per training process")
-    train.add_argument("--device", choices=["auto", "cuda", "cpu"], default="auto")
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--deterministic", action="store_true", help="deterministic kernels (slower)")
-    train.add_argument("--resume", help="'auto' (the newest checkpoint in --output, if any) or a checkpoint path")
-    train.add_argument("--keep-checkpoints", type=int, default=1, help="epoch checkpoints kept")
-    train.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
-    train.set_defaults(func=_cmd_train)
-
-
 def _cmd_download(args: argparse.Namespace) -> int:
-    from .weights import ChecksumError, download
+    from .weights import download
 
-    try:
-        fetched = download(args.name)
-    except (OSError, ChecksumError, RuntimeError, KeyError, ValueError) as err:  # say what, not a traceback
-        print(f"tokshift-zoo download: error: {err.args[0] if isinstance(err, KeyError) else err}", file=sys.stderr)
-        return 1
-    print(fetched.path)
+    print(download(args.name).path)
     return 0
 
 
 def _cmd_convert(args: argparse.Namespace) -> int:
-    from .convert import ConversionError, convert, publish
+    from .convert import convert, publish
 
-    try:
-        model_kwargs = json.loads(args.model_kwargs) if args.model_kwargs else None
-        result = convert(args.src, args.dst, args.model, model_kwargs=model_kwargs, tag=args.tag)
-        print(f"{result.path} ({result.architecture}, sha256 {result.sha256})")
-        if args.push:
-            print(publish(result.path, args.push, private=args.private or None))
-            print(f'load it with tokshift_zoo.create_model("hf-hub:{args.push}", pretrained=True)')
-    except (ConversionError, OSError, ValueError) as err:
-        print(f"tokshift-zoo convert: error: {err}", file=sys.stderr)
-        return 1
+    result = convert(args.src, args.dst, args.model, model_kwargs=args.model_kwargs or None, tag=args.tag)
+    print(f"{result.path} ({result.architecture}, sha256 {result.sha256})")
+    if args.push:
+        print(publish(result.path, args.push, private=args.private or None))
+        print(f'load it with tokshift_zoo.create_model("hf-hub:{args.push}", pretrained=True)')
     return 0
 
 
-def _add_weights_parsers(commands: argparse._SubParsersAction) -> None:
+def _add_models_parsers(commands: argparse._SubParsersAction) -> None:
+    models = commands.add_parser("models", help="list the zoo's models with params, FLOPs and weights")
+    models.add_argument("--filter", default="", help="glob on model names, e.g. 'tokshift_large*'")
+    models.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    models.set_defaults(func=_cmd_models)
+
     download = commands.add_parser(
         "download",
         help="fetch and verify a model's weights into the cache; print the local path",
@@ -140,46 +204,36 @@ def _add_weights_parsers(commands: argparse._SubParsersAction) -> None:
     convert.add_argument(
         "--model", help="the architecture (default: detected from the shapes, else tokshift_base16_224_8f)"
     )
-    convert.add_argument("--model-kwargs", default="", help="builder overrides as JSON, e.g. '{\"depth\": 6}'")
+    convert.add_argument(
+        "--model-kwargs", type=_json_object, default={}, help="builder overrides as JSON, e.g. '{\"depth\": 6}'"
+    )
     convert.add_argument("--tag", default="k400", help="registry tag whose preprocessing and labels apply")
     convert.add_argument("--push", metavar="ORG/REPO", help="then publish model.safetensors, config.json, README.md")
     convert.add_argument("--private", action="store_true", help="with --push: create the repo private")
     convert.set_defaults(func=_cmd_convert)
 
 
-def _load_for_inference(args: argparse.Namespace):
-    from .distributed import inference_device
-    from .models.registry import DEFAULT_MODEL
-    from .ready import load
-
-    model_kwargs = json.loads(args.model_kwargs) if args.model_kwargs else {}
-    return load(
-        args.model or (None if args.checkpoint else DEFAULT_MODEL),
-        device=inference_device(args.device),  # under torchrun: each process its local GPU
-        checkpoint_path=args.checkpoint,
-        views=args.views,
-        **model_kwargs,
-    )
+# --- inference ---------------------------------------------------------------------------------------------
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
     from .distributed import process_group
     from .inference import predict_videos
 
-    videos = _input_videos(args, "predict")
-    if videos is None:
-        return 2
-    model = _load_for_inference(args)
+    videos = _input_videos(args)
+    model = _load_model(args)
     if args.timeline is not None:
         return _predict_timelines(args, model, videos)
-    name = args.checkpoint or args.model or model.pretrained_cfg.get("architecture")
+    name = _model_label(args, model)
     show_bar = (len(videos) > 1 or args.views != "1x1") and not args.no_progress
-    with process_group(next(model.parameters()).device):
-        results = predict_videos(model, videos, args.views, args.topk, args.batch_size, args.num_workers, show_bar)
+    with process_group(next(model.parameters()).device):  # under torchrun: each rank its share
+        results = predict_videos(
+            model, videos, args.views, args.topk, args.batch_size, args.num_workers, show_bar, amp=args.amp
+        )
     if results is None:  # not rank 0: rank 0 prints every answer
         return 0
     for result in results:
-        if "error" in result:
+        if "error" in result:  # the other videos go on
             print(f"tokshift-zoo predict: error: {result['error']}", file=sys.stderr)
         if args.json:
             print(json.dumps({"video": result["video"], "model": name, **result}))
@@ -190,26 +244,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     return 1 if any("error" in result for result in results) else 0
 
 
-def _input_videos(args: argparse.Namespace, command: str) -> list[str] | None:
-    """The videos named on the command line, then those of ``--list`` (``None``, with the error printed, if the
-    list is bad or there are none)."""
-    from .train.datasets import VideoListError, class_names_from_lists, read_video_list
-
-    videos = list(args.videos)
-    if args.list:
-        try:
-            labels = class_names_from_lists(args.list)
-            videos += [str(sample.path) for sample in read_video_list(args.list, args.data_root, label_names=labels)]
-        except (VideoListError, FileNotFoundError) as err:
-            print(f"tokshift-zoo {command}: error: {err}", file=sys.stderr)
-            return None
-    if not videos:
-        print(f"tokshift-zoo {command}: error: expected VIDEO arguments or --list FILE, got neither", file=sys.stderr)
-        return None
-    return videos
-
-
-def _predict_timelines(args: argparse.Namespace, model, videos: list[str]) -> int:
+def _predict_timelines(args: argparse.Namespace, model: Any, videos: list[str]) -> int:
+    import importlib.util
     from pathlib import Path
 
     from .distributed import gather_to_main, process_group, share_of_items
@@ -218,19 +254,15 @@ def _predict_timelines(args: argparse.Namespace, model, videos: list[str]) -> in
 
     clips, crops = parse_views(args.views)
     if clips != 1:
-        print(
-            "tokshift-zoo predict: error: with --timeline each window is one clip: --views 1x1 or 1x3", file=sys.stderr
-        )
-        return 2
+        raise ConfigError(f"with --timeline each window is one clip: --views 1x1 or 1x3, got {args.views!r}")
     if args.plot and importlib.util.find_spec("matplotlib") is None:
-        print(f"tokshift-zoo predict: error: --plot needs matplotlib: {PLOT_EXTRA}", file=sys.stderr)
-        return 2
+        raise ConfigError(f"--plot needs matplotlib: {PLOT_EXTRA}")
     with process_group(next(model.parameters()).device):  # under torchrun: each rank its share of the videos
         done = []
         for n in share_of_items(videos):
             try:
-                line = timeline(model, videos[n], args.timeline, args.window, crops, args.batch_size)
-            except (ValueError, IndexError, OSError) as err:  # VideoReadError is a ValueError
+                line = timeline(model, videos[n], args.timeline, args.window, crops, args.batch_size, amp=args.amp)
+            except (VideoError, IndexError, OSError) as err:  # the other videos go on
                 done.append((n, None, str(err)))
                 continue
             if args.plot:
@@ -258,15 +290,11 @@ def _predict_timelines(args: argparse.Namespace, model, videos: list[str]) -> in
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from .distributed import process_group
     from .inference import class_names, evaluate
-    from .train.datasets import VideoListError, read_label_names, read_video_list
+    from .train.datasets import read_label_names, read_video_list
 
-    model = _load_for_inference(args)
+    model = _load_model(args)
     labels = read_label_names(args.labels) if args.labels else class_names(model)
-    try:
-        samples = read_video_list(args.list, args.data_root, label_names=labels, num_classes=model.num_classes)
-    except (VideoListError, FileNotFoundError) as err:
-        print(f"tokshift-zoo evaluate: error: {err}", file=sys.stderr)
-        return 2
+    samples = read_video_list(args.list, args.data_root, label_names=labels, num_classes=model.num_classes)
     with process_group(next(model.parameters()).device):  # under torchrun: each rank its share, merged on rank 0
         result = evaluate(
             model,
@@ -275,95 +303,55 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
             batch_size=args.batch_size,
             num_workers=args.num_workers,
             progress=not args.no_progress,
+            amp=args.amp,
         )
     if result is None:  # not rank 0
         return 0
-    result["model"] = args.checkpoint or args.model or model.pretrained_cfg.get("architecture")
+    result["model"] = _model_label(args, model)
     print(json.dumps(result, indent=2))
     for failure in result["failed"]:
         print(f"tokshift-zoo evaluate: could not read {failure}", file=sys.stderr)
     return 1 if result["failed"] else 0
 
 
-def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--model",
-        help="NAME[.TAG] or hf-hub:ORG/REPO (default: the architecture a zoo --checkpoint names, else the bundled "
-        "demo model)",
-    )
-    parser.add_argument("--checkpoint", help="a local weight file (zoo safetensors, authors' .pth, Google .npz)")
-    parser.add_argument("--model-kwargs", default="", help="model overrides as JSON, e.g. '{\"num_classes\": 174}'")
-    parser.add_argument("--views", default="1x1", help="CLIPSxCROPS per video, e.g. 10x3 (the paper's)")
-    parser.add_argument("--batch-size", type=int, default=8, help="views per forward pass")
-    parser.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:1 ...")
-
-
 def _add_inference_parsers(commands: argparse._SubParsersAction) -> None:
     predict = commands.add_parser("predict", help="classify video files; labels with scores")
-    predict.add_argument("videos", nargs="*", metavar="VIDEO", help="video files or frame folders")
-    _add_model_arguments(predict)
-    predict.add_argument("--topk", type=int, default=5, help="classes to print per video")
+    for add in (_add_video_input_options, _add_model_options, _add_view_options, _add_device_options):
+        add(predict)
+    predict.add_argument("--topk", type=int, default=5, help="classes to print per video (per window)")
     predict.add_argument("--json", action="store_true", help='one JSON object per video: {"video", "model", ...}')
-    _add_list_arguments(predict)
-    _add_timeline_arguments(predict)
+    _add_timeline_options(predict)
     predict.set_defaults(func=_cmd_predict)
 
     evaluate = commands.add_parser("evaluate", help="top-1, top-5 and mean per-class accuracy on a video list")
-    _add_model_arguments(evaluate)
-    evaluate.add_argument("--list", required=True, help="'path label' lines, a path,label CSV or a frame-folder list")
-    evaluate.add_argument("--data-root", default="", help="folder the list paths are relative to")
+    for add in (_add_model_options, _add_view_options, _add_device_options):
+        add(evaluate)
+    _add_list_options(evaluate, "list")
     evaluate.add_argument("--labels", help="class names, one per line (default: the model's)")
-    evaluate.add_argument("--num-workers", type=int, default=0, help="decoding processes")
-    evaluate.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_loader_options(evaluate)
     evaluate.set_defaults(func=_cmd_evaluate)
 
 
-def _add_list_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--list", help="also the videos of a list ('path label' lines, path,label CSV, frame folders)")
-    parser.add_argument("--data-root", default="", help="folder the list paths are relative to")
-    parser.add_argument("--num-workers", type=int, default=0, help="decoding processes (per process under torchrun)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-
-
-def _add_timeline_arguments(predict: argparse.ArgumentParser) -> None:
-    predict.add_argument(
-        "--timeline",
-        type=float,
-        metavar="SECONDS",
-        help="score sliding windows starting every SECONDS instead of the whole video; one JSON line per window",
-    )
-    predict.add_argument("--window", type=float, metavar="SECONDS", help="timeline window (default: the clip span)")
-    predict.add_argument("--csv", action="store_true", help="timeline as CSV: video,window,start_s,end_s,rank,...")
-    predict.add_argument("--plot", metavar="PNG", help="timeline: plot the top classes' scores over time (matplotlib)")
-
-
 def _cmd_embed(args: argparse.Namespace) -> int:
-    from .embed import embed
+    from .embeddings import embed
 
-    videos = _input_videos(args, "embed")
-    if videos is None:
-        return 2
-    model_kwargs = json.loads(args.model_kwargs) if args.model_kwargs else {}
-    try:
-        result = embed(
-            videos,
-            args.output,
-            model=args.model,
-            checkpoint=args.checkpoint,
-            views=args.views,
-            per_view=args.per_view,
-            layer=args.layer,
-            dtype=args.dtype,
-            batch_size=args.batch_size,
-            num_workers=args.num_workers,
-            shard_size=args.shard_size,
-            device=args.device,
-            progress=not args.no_progress,
-            **model_kwargs,
-        )
-    except ValueError as err:  # a used --output with another model or settings, a bad --layer
-        print(f"tokshift-zoo embed: error: {err}", file=sys.stderr)
-        return 2
+    result = embed(
+        _input_videos(args),
+        args.output,
+        model=args.model,
+        checkpoint=args.checkpoint,
+        views=args.views,
+        per_view=args.per_view,
+        layer=args.layer,
+        dtype=args.dtype,
+        batch_size=args.batch_size,
+        num_workers=args.num_workers,
+        shard_size=args.shard_size,
+        device=args.device,
+        progress=not args.no_progress,
+        amp=args.amp,
+        **args.model_kwargs,
+    )
     if result is None:  # not rank 0
         return 0
     print(json.dumps(result, indent=2))
@@ -378,15 +366,102 @@ def _add_embed_parser(commands: argparse._SubParsersAction) -> None:
         "--per-view) to OUTPUT/shards/*.safetensors, with OUTPUT/index.jsonl and OUTPUT/manifest.json. Rerunning "
         "the same command skips the videos done. Runs unchanged under torchrun --nproc-per-node N.",
     )
-    embed.add_argument("videos", nargs="*", metavar="VIDEO", help="video files, frame folders or folders of videos")
-    _add_model_arguments(embed)
-    _add_list_arguments(embed)
+    for add in (_add_video_input_options, _add_model_options, _add_view_options, _add_device_options):
+        add(embed)
     embed.add_argument("--output", required=True, help="folder for the shards, index.jsonl and manifest.json")
     embed.add_argument("--per-view", action="store_true", help="keep each view's embedding: (views, D) per video")
     embed.add_argument("--layer", type=int, help="the class token after block K (0-based, -1 the last) instead")
     embed.add_argument("--dtype", choices=["float32", "float16"], default="float32", help="storage dtype")
     embed.add_argument("--shard-size", type=int, default=256, help="videos per shard (what a killed run can lose)")
     embed.set_defaults(func=_cmd_embed)
+
+
+# --- training ----------------------------------------------------------------------------------------------
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from .train import TrainConfig, train
+
+    fields = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig) if hasattr(args, f.name)}
+    result = train(TrainConfig(**fields))
+    if os.environ.get("RANK", "0") == "0":
+        print(json.dumps(result, indent=2))
+    return 0
+
+
+# TrainConfig field -> (help, extra argparse keywords); the default always comes from TrainConfig
+_TRAIN_HELP: dict[str, tuple[str, dict[str, Any]]] = {
+    "epochs": ("epochs to train", {}),
+    "batch_size": ("clips per process and step", {}),
+    "accum_steps": ("gradient accumulation steps", {}),
+    "optimizer": ("sgd: step lr; adamw: cosine lr", {"choices": ["sgd", "adamw"]}),
+    "lr": ("learning rate (default 0.1 for sgd, 1e-4 for adamw)", {}),
+    "weight_decay": ("weight decay (default 0 for sgd, 0.05 for adamw)", {}),
+    "momentum": ("sgd momentum", {}),
+    "lr_steps": ("sgd: epochs where the lr is multiplied by --lr-gamma", {"nargs": "+"}),
+    "lr_gamma": ("sgd: the lr factor at each of --lr-steps", {}),
+    "warmup_epochs": ("linear warm-up epochs", {}),
+    "min_lr": ("adamw: the cosine schedule's floor", {}),
+    "label_smoothing": ("label smoothing of the loss", {}),
+    "clip_grad": ("max gradient norm (0: off)", {}),
+    "amp": ("autocast: auto is bf16 on GPU, off on CPU", {"choices": AMP_CHOICES}),
+    "num_workers": ("data-loading processes per training process", {}),
+    "device": ("auto (CUDA if present), cpu, cuda, cuda:1 ...", {}),
+    "seed": ("random seed", {}),
+    "resume": ("'auto' (the newest checkpoint in --output, if any) or a checkpoint path", {}),
+    "keep_checkpoints": ("epoch checkpoints kept", {}),
+}
+_TRAIN_FLAGS = {
+    "fsdp": "shard the model with FSDP (for the Large models)",
+    "grad_checkpointing": "recompute blocks to save memory",
+    "deterministic": "deterministic kernels (slower)",
+}
+
+
+def _add_train_parser(commands: argparse._SubParsersAction) -> None:
+    from .train.config import TrainConfig
+
+    train = commands.add_parser(
+        "train",
+        help="fine-tune a model on a video list (one process, or any number under torchrun)",
+        description="Fine-tune a zoo model. Defaults are the paper's recipe: SGD momentum 0.9, lr 0.1 divided by "
+        "10 at epochs 10 and 15 of 18, label smoothing 0.01, gradient clipping 1.0. Run under `torchrun "
+        "--nproc_per_node N -m tokshift_zoo.cli train ...` for DistributedDataParallel (or --fsdp).",
+    )
+    train.add_argument("--model", required=True, help="NAME (random init), NAME.TAG (its weights) or hf-hub:ORG/REPO")
+    train.add_argument(
+        "--model-kwargs",
+        type=_json_object,
+        default={},
+        help="model overrides as JSON, e.g. '{\"drop_path_rate\": 0.1}'",
+    )
+    train.add_argument("--checkpoint", help="start from this local weight file instead of the tag's weights")
+    _add_list_options(train, "train-list", "val-list")
+    train.add_argument("--output", required=True, help="folder for checkpoints, best.safetensors and metrics.jsonl")
+    train.add_argument(
+        "--labels",
+        help="class names, one per line in index order (default: the weights' names if they cover the names in "
+        "the lists, else the lists' names sorted)",
+    )
+    train.add_argument("--num-classes", type=int, help="class count when the lists give integer labels")
+    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    for name, (help_text, extra) in _TRAIN_HELP.items():
+        default = fields[name].default
+        value_type = type(default[0]) if isinstance(default, tuple) else type(default)
+        if default is None:  # lr, weight_decay: floats; resume: a string
+            value_type = str if name == "resume" else float
+        default = list(default) if isinstance(default, tuple) else default
+        shown = "" if default is None else f" (default: {default})"
+        train.add_argument(
+            f"--{name.replace('_', '-')}", type=value_type, default=default, help=help_text + shown, **extra
+        )
+    for name, help_text in _TRAIN_FLAGS.items():
+        train.add_argument(f"--{name.replace('_', '-')}", action="store_true", help=help_text)
+    train.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    train.set_defaults(func=_cmd_train)
+
+
+# --- benchmark ---------------------------------------------------------------------------------------------
 
 
 def _cmd_benchmark(args: argparse.Namespace) -> int:
@@ -473,6 +548,9 @@ def _add_benchmark_parser(commands: argparse._SubParsersAction) -> None:
     bench.set_defaults(func=_cmd_benchmark)
 
 
+# --- demo --------------------------------------------------------------------------------------------------
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import write_demo_clip
     from .inference import predict
@@ -517,32 +595,32 @@ def _add_demo_parsers(commands: argparse._SubParsersAction) -> None:
     train_demo.set_defaults(func=_cmd_train_demo)
 
 
+# --- the parser and the entry point ------------------------------------------------------------------------
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every ``tokshift-zoo`` command."""
-    parser = argparse.ArgumentParser(prog="tokshift-zoo", description=__doc__)
+    parser = argparse.ArgumentParser(prog="tokshift-zoo", description=__doc__.split("\n\n")[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
     commands = parser.add_subparsers(dest="command", required=True)
-
-    models = commands.add_parser("models", help="list the zoo's models with params, FLOPs and weights")
-    models.add_argument("--filter", default="", help="glob on model names, e.g. 'tokshift_large*'")
-    models.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    models.set_defaults(func=_cmd_models)
-
-    _add_train_parser(commands)
-    _add_weights_parsers(commands)
-    _add_inference_parsers(commands)
-    _add_embed_parser(commands)
-    _add_demo_parsers(commands)
+    for add in (_add_models_parsers, _add_train_parser, _add_inference_parsers, _add_embed_parser, _add_demo_parsers):
+        add(commands)
     _add_benchmark_parser(commands)
-
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``tokshift-zoo`` console script; returns the exit code."""
+    """Entry point of the ``tokshift-zoo`` console script; returns the exit code (0, 1 failure, 2 usage)."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
-    return args.func(args)
+    try:
+        return args.func(args)
+    except ConfigError as err:  # a usage error: bad names, settings or lists
+        print(f"tokshift-zoo {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except (TokShiftZooError, OSError) as err:  # weights that cannot be had or verified, files that cannot be read
+        print(f"tokshift-zoo {args.command}: error: {err}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

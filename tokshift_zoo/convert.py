@@ -2,7 +2,7 @@
 
 The authors' files are ``torch.save`` of ``{'epoch', 'state_dict', 'best_acc1', 'optimizer', 'scheduler'}``
 whose ``state_dict`` keys are ``module.base_model.`` + jeonsworld ViT-pytorch names; they are read with
-``weights_only=True``. The key mapping itself is ``checkpoint_filter_fn`` (models/tokshift.py); this module picks
+``weights_only=True``. The key mapping itself is ``checkpoint_filter_fn`` (models/checkpoints.py); this module picks
 the architecture, checks that every tensor has a place of the right shape, and writes the file atomically (a
 temporary file in the destination folder, renamed when complete), so DST is never left half-written.
 
@@ -27,13 +27,13 @@ from typing import Any
 import timm
 import torch
 from huggingface_hub import CommitOperationAdd, HfApi
-from safetensors import safe_open
 from safetensors.torch import save_file
 
 from .atomic import atomic_write
+from .errors import WeightsError
+from .models.checkpoints import checkpoint_filter_fn
 from .models.registry import get_video_cfg, list_models
-from .models.tokshift import checkpoint_filter_fn
-from .weights import load_state_dict_file, sha256_file
+from .weights import load_state_dict_file, read_safetensors_metadata, sha256_file
 
 __all__ = [
     "ConversionError",
@@ -50,7 +50,7 @@ _logger = logging.getLogger(__name__)
 DEFAULT_ARCHITECTURE = "tokshift_base16_224_8f"
 
 
-class ConversionError(ValueError):
+class ConversionError(WeightsError):
     """The source file cannot be turned into the zoo's format (unplaceable keys, wrong shapes, no match)."""
 
 
@@ -195,8 +195,8 @@ def convert(
     model = timm.create_model(model_name, pretrained_cfg=tag, **model_kwargs)
     try:
         mapped = checkpoint_filter_fn(raw, model)
-    except KeyError as err:
-        raise ConversionError(f"{src}: {err.args[0]}") from err
+    except WeightsError as err:
+        raise ConversionError(f"{src}: {err}") from err
     own = model.state_dict()
     missing = sorted(set(own) - set(mapped))
     unplaced = sorted(set(mapped) - set(own))
@@ -240,8 +240,7 @@ def convert(
 
 
 def _read_metadata(path: Path) -> dict[str, str]:
-    with safe_open(path, framework="pt") as f:
-        metadata = f.metadata() or {}
+    metadata = read_safetensors_metadata(path)
     if "architecture" not in metadata:
         raise ConversionError(f"{path}: not a tokshift-zoo converted file (no 'architecture' in its metadata)")
     return metadata

@@ -26,6 +26,8 @@ from typing import Any, TypeVar
 import torch
 import torch.distributed as dist
 
+from .devices import resolve_device
+
 __all__ = [
     "Ranks",
     "ranks",
@@ -69,12 +71,11 @@ def ranks() -> Ranks:
     )
 
 
-def inference_device(device: str | torch.device = "auto") -> str | torch.device:
-    """The device this process should use: under torchrun ``"auto"`` and ``"cuda"`` become ``cuda:LOCAL_RANK``
-    (when CUDA is present), so each process of a node takes its own GPU; anything else is returned unchanged."""
-    if ranks().world_size > 1 and str(device) in ("auto", "cuda") and torch.cuda.is_available():
-        return torch.device("cuda", ranks().local_rank)
-    return device
+def inference_device(device: str | torch.device = "auto") -> torch.device:
+    """The device this process should use (``devices.resolve_device``): under torchrun ``"auto"`` (on a machine
+    with CUDA) and ``"cuda"`` become ``cuda:LOCAL_RANK``, so each process of a node takes its own GPU."""
+    here = ranks()
+    return resolve_device(device, local_rank=here.local_rank if here.world_size > 1 else None)
 
 
 @contextmanager

@@ -2,38 +2,18 @@
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any
 
 import timm
 import torch.nn as nn
-from safetensors import safe_open
 
 from . import models  # noqa: F401 - registers the zoo's models with timm
+from .errors import ConfigError
 from .models.registry import VideoCfg
-from .weights import load_weights_file
+from .weights import load_weights_file, read_checkpoint_metadata
 
 __all__ = ["create_model", "read_checkpoint_metadata"]
-
-
-def read_checkpoint_metadata(path: str | os.PathLike) -> dict[str, Any]:
-    """The zoo's metadata of a safetensors file written by ``convert`` or the trainer, values JSON-decoded.
-
-    Keys that may be present: ``architecture``, ``model_kwargs`` (builder overrides, ``num_classes`` included),
-    ``pretrained_cfg`` (label names, mean/std...), ``video_cfg``, ``tag``; an empty dict for other files.
-    """
-    if not os.fspath(path).endswith(".safetensors"):
-        return {}
-    with safe_open(os.fspath(path), framework="pt") as f:
-        raw = f.metadata() or {}
-    decoded = {}
-    for key, value in raw.items():
-        try:
-            decoded[key] = json.loads(value)
-        except json.JSONDecodeError:  # plain strings (convert writes the architecture as is)
-            decoded[key] = value
-    return decoded
 
 
 def create_model(
@@ -63,7 +43,7 @@ def create_model(
     saved = read_checkpoint_metadata(checkpoint_path) if checkpoint_path is not None else {}
     model_name = model_name or saved.get("architecture")
     if not model_name:
-        raise ValueError(f"no model name given and {checkpoint_path} does not name its architecture")
+        raise ConfigError(f"no model name given and {checkpoint_path} does not name its architecture")
     kwargs = dict(saved.get("model_kwargs") or {}, **kwargs)
     if "pretrained_cfg" in saved and "pretrained_cfg_overlay" not in kwargs:
         cfg = saved["pretrained_cfg"]

@@ -16,7 +16,7 @@ import torch
 import torch.nn as nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from .models.registry import get_video_cfg, list_models
+from .models.registry import get_entry, get_video_cfg, list_models
 
 __all__ = ["count_flops", "model_table"]
 
@@ -70,9 +70,9 @@ def model_table(filter: str = "") -> list[dict[str, Any]]:  # noqa: A002 - timm'
         flops = count_flops(model)
         video_cfg = get_video_cfg(name)
         tags = {}
-        for entry in list_models(f"{name}.*", pretrained=True):
-            cfg = timm.models.get_pretrained_cfg(entry)
-            tags[entry.split(".", 1)[1]] = bool(cfg.hf_hub_id or cfg.url or cfg.file)
+        for key in list_models(f"{name}.*", pretrained=True):
+            entry = get_entry(key)
+            tags[entry.tag] = entry.has_source
         rows.append(
             {
                 "name": name,

@@ -1,8 +1,8 @@
 """Multi-view prediction: a video in, labels out.
 
 A video (a file, or frames already decoded) becomes ``clips x crops`` views following the model's data config
-(``VideoPreprocess``); the views run through the model in batches, on the model's device, with bf16 autocast
-on CUDA; their logits are averaged, as in the paper's 10x3 test protocol, and turned into scores.
+(``VideoPreprocess``); the views run through the model in batches, on the model's device, in its dtype (autocast only
+when asked for); their logits are averaged, as in the paper's 10x3 test protocol, and turned into scores.
 """
 
 from __future__ import annotations
@@ -18,7 +18,9 @@ import torch.nn as nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from .devices import amp_dtype, autocast
 from .distributed import gather_to_main, ranks, share_of_items
+from .metrics import mean_class_accuracy, topk_hits
 from .video.io import decode_frame_folder, decode_frames, frame_folder_length, read_video_info
 from .video.sampling import parse_views
 from .video.transforms import DataConfig, create_transform, resolve_data_config
@@ -95,14 +97,16 @@ def _model_device_dtype(model: nn.Module) -> tuple[torch.device, torch.dtype]:
     return param.device, param.dtype
 
 
-def predict_logits(model: nn.Module, views: torch.Tensor, batch_size: int = 8) -> torch.Tensor:
+def predict_logits(
+    model: nn.Module, views: torch.Tensor, batch_size: int = 8, amp: str | torch.dtype | None = None
+) -> torch.Tensor:
     """Average the logits of a video's views: (V, 3, T, H, W) -> (num_classes,) float32, no gradients.
 
-    The views go through the model ``batch_size`` at a time, under bf16 autocast on CUDA.
+    The views go through the model ``batch_size`` at a time, in the model's own dtype. ``amp`` turns on
+    autocast: ``"bf16"``/``"fp16"`` (or a dtype), ``"auto"`` (bf16 on CUDA only); None or ``"none"``: off.
     """
     device, _ = _model_device_dtype(model)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
-    with torch.inference_mode(), autocast:
+    with torch.inference_mode(), autocast(device, amp_dtype(amp, device)):
         logits = torch.cat([model(batch.to(device)).float() for batch in views.split(batch_size)])
     return logits.mean(0)
 
@@ -130,7 +134,12 @@ def _top(scores: torch.Tensor, labels: Sequence[str] | None, topk: int) -> list[
 
 
 def predict(
-    model: nn.Module, video: VideoInput, views: str = "1x1", topk: int = 5, batch_size: int = 8
+    model: nn.Module,
+    video: VideoInput,
+    views: str = "1x1",
+    topk: int = 5,
+    batch_size: int = 8,
+    amp: str | torch.dtype | None = None,
 ) -> list[dict[str, Any]]:
     """Classify one video.
 
@@ -140,13 +149,14 @@ def predict(
         views: ``"CLIPSxCROPS"``, e.g. ``"1x1"`` (default) or the paper's ``"10x3"``.
         topk: how many classes to return.
         batch_size: views per forward pass.
+        amp: autocast dtype (see ``predict_logits``); None runs in the model's dtype.
 
     Returns:
         The ``topk`` classes, best first: ``[{"label", "index", "score"}, ...]``; scores are the softmax of the
         view-averaged logits, in [0, 1].
     """
     batch = _preprocess_for(model, views)(video)
-    scores = predict_logits(model, batch, batch_size).softmax(-1)
+    scores = predict_logits(model, batch, batch_size, amp).softmax(-1)
     return _top(scores, class_names(model), topk)
 
 
@@ -175,6 +185,7 @@ def evaluate(
     batch_size: int = 8,
     num_workers: int = 0,
     progress: bool = True,
+    amp: str | torch.dtype | None = None,
 ) -> dict[str, Any] | None:
     """Accuracy of ``model`` on labelled videos, each classified from the average of its views.
 
@@ -187,6 +198,7 @@ def evaluate(
         batch_size: views per forward pass.
         num_workers: data-loader processes (per rank) that decode and transform while the model runs.
         progress: show a tqdm bar (rank 0's share under torchrun).
+        amp: autocast dtype (see ``predict_logits``); None runs in the model's dtype.
 
     Returns:
         ``{"top1", "top5", "mean_class_accuracy"}`` in percent over the videos that could be read, with
@@ -199,42 +211,28 @@ def evaluate(
     preprocess = VideoPreprocess(resolve_data_config(model), views, "cpu", dtype)
     loader = DataLoader(_ViewsDataset([samples[i] for i in mine], preprocess), batch_size=None, num_workers=num_workers)
     show = progress and ranks().is_main
-    results = []  # (sample index, top-5 class indices or None, error or None)
+    results = []  # (sample index, view-averaged logits (C,) or None, error or None)
     for i, (batch, _, error) in zip(mine, tqdm(loader, desc="evaluate", unit="video", disable=not show), strict=True):
-        if error is None:
-            top5 = predict_logits(model, batch, batch_size).topk(min(5, model.num_classes)).indices.tolist()
-        results.append((i, None if error else top5, error))
+        results.append((i, None if error else predict_logits(model, batch, batch_size, amp), error))
     gathered = gather_to_main(results)
     if gathered is None:
         return None
-    return _accuracy_report(sorted(r for part in gathered for r in part), samples, model.num_classes, views)
-
-
-def _accuracy_report(
-    results: list[tuple[int, list[int] | None, str | None]],
-    samples: list[tuple[str, int]],
-    num_classes: int,
-    views: str,
-) -> dict[str, Any]:
-    hits1 = hits5 = 0
-    per_class = torch.zeros(num_classes, 2)  # (correct, total) per true class
-    failed = []
-    for i, top5, error in results:
-        if error is not None:
-            failed.append(error)
-            continue
-        label = samples[i][1]
-        hits1 += top5[0] == label
-        hits5 += label in top5
-        per_class[label] += torch.tensor([float(top5[0] == label), 1.0])
-    read = len(samples) - len(failed)
-    seen = per_class[:, 1] > 0
+    results = sorted((r for part in gathered for r in part), key=lambda r: r[0])  # list order, as one process
+    failed = [error for _, _, error in results if error is not None]
+    logits = [logit for _, logit, error in results if error is None]
+    labels = [samples[i][1] for i, _, error in results if error is None]
+    read = len(labels)
+    if not read:
+        top1 = top5 = mean_class = float("nan")
+    else:
+        logits_t, labels_t = torch.stack(logits), torch.tensor(labels)  # (videos, C), (videos,)
+        hits = topk_hits(logits_t, labels_t)
+        top1, top5 = (100.0 * hits[k].float().mean().item() for k in (1, 5))
+        mean_class = mean_class_accuracy(logits_t.argmax(1), labels_t, model.num_classes)
     return {
-        "top1": 100.0 * hits1 / read if read else float("nan"),
-        "top5": 100.0 * hits5 / read if read else float("nan"),
-        "mean_class_accuracy": 100.0 * (per_class[seen, 0] / per_class[seen, 1]).mean().item()
-        if read
-        else float("nan"),
+        "top1": top1,
+        "top5": top5,
+        "mean_class_accuracy": mean_class,
         "videos": read,
         "views": views,
         "failed": failed,
@@ -249,10 +247,12 @@ def predict_videos(
     batch_size: int = 8,
     num_workers: int = 0,
     progress: bool = True,
+    amp: str | torch.dtype | None = None,
 ) -> list[dict[str, Any]] | None:
     """Classify many videos, decoding in ``num_workers`` data-loader processes while the model runs.
 
-    Under torchrun each process classifies its share of the videos and rank 0 gathers all the answers.
+    Under torchrun each process classifies its share of the videos and rank 0 gathers all the answers. The other
+    arguments are ``predict``'s.
 
     Returns:
         One dict per video, in the order given: ``{"video", "predictions"}`` (as ``predict`` returns them) or
@@ -271,7 +271,7 @@ def predict_videos(
         if error is not None:
             results.append((i, {"video": videos[i], "error": error}))
             continue
-        scores = predict_logits(model, batch, batch_size).softmax(-1)
+        scores = predict_logits(model, batch, batch_size, amp).softmax(-1)
         results.append((i, {"video": videos[i], "predictions": _top(scores, labels, topk)}))
     gathered = gather_to_main(results)
     if gathered is None:

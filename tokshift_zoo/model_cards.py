@@ -17,7 +17,7 @@ from pathlib import Path
 
 import timm
 
-from .models.registry import VideoCfg, get_video_cfg, list_models
+from .models.registry import VideoCfg, get_entry, get_video_cfg, list_models
 
 __all__ = ["CARDS_DIR", "check_cards", "render_card", "write_cards"]
 
@@ -129,8 +129,8 @@ def render_card(
         source: a converted file's metadata (``source_file``, ``source_sha256``), recorded in the card.
     """
     arch, _, tag = name.partition(".")
-    cfg = timm.models.get_pretrained_cfg(name).to_dict()
-    video = get_video_cfg(name)
+    entry = get_entry(name)
+    cfg, video = entry.timm_cfg(), entry.video
     sha256 = sha256 or video.sha256
     dataset = _DATASETS.get(video.dataset, (video.dataset or "unknown", video.dataset or "unknown"))
     where, load_name = _source(cfg, hf_repo)

@@ -14,57 +14,13 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from .devices import resolve_device, resolve_dtype
 from .factory import create_model
 from .inference import VideoPreprocess, class_names
 from .models import list_models
 from .video.transforms import resolve_data_config
 
-__all__ = ["load", "resolve_device", "resolve_dtype", "hub_entrypoints"]
-
-
-_DTYPES = {
-    "float32": torch.float32,
-    "fp32": torch.float32,
-    "bfloat16": torch.bfloat16,
-    "bf16": torch.bfloat16,
-    "float16": torch.float16,
-    "fp16": torch.float16,
-    "half": torch.float16,
-}
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` -> CUDA when present, else CPU; any other name is checked to exist.
-
-    Raises:
-        RuntimeError: the device is not available here (e.g. ``"cuda"`` on a machine without a GPU).
-    """
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(device)
-    if device.type == "cuda":
-        count = torch.cuda.device_count()
-        if count == 0 or (device.index or 0) >= count:
-            raise RuntimeError(f"device {device} was asked for, but this machine has {count} CUDA device(s)")
-    elif device.type != "cpu" and not getattr(torch, device.type).is_available():
-        raise RuntimeError(f"device {device} was asked for, but it is not available here")
-    return device
-
-
-def resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype:
-    """``None`` -> float32; a floating ``torch.dtype`` or one of the names float32/fp32, bfloat16/bf16,
-    float16/fp16/half.
-
-    Raises:
-        ValueError: anything else, with the accepted names.
-    """
-    if dtype is None:
-        return torch.float32
-    if isinstance(dtype, torch.dtype) and dtype in _DTYPES.values():
-        return dtype
-    if isinstance(dtype, str) and dtype.lower().removeprefix("torch.") in _DTYPES:
-        return _DTYPES[dtype.lower().removeprefix("torch.")]
-    raise ValueError(f"dtype must be None, torch.float32/bfloat16/float16 or one of {sorted(_DTYPES)}, got {dtype!r}")
+__all__ = ["load", "hub_entrypoints", "resolve_device", "resolve_dtype"]
 
 
 def load(

@@ -21,6 +21,7 @@ import torch
 import torch.nn as nn
 
 from .atomic import atomic_write
+from .errors import ConfigError
 from .inference import class_names, predict_logits
 from .video.io import decode_frames, read_video_info
 from .video.transforms import create_transform, resolve_data_config
@@ -75,11 +76,11 @@ class Timeline:
 def _window_length(config: Any, fps: float, window_s: float | None, model_name: str) -> int:
     if window_s is not None:
         if window_s <= 0:
-            raise ValueError(f"the window must be a positive number of seconds, got {window_s}")
+            raise ConfigError(f"the window must be a positive number of seconds, got {window_s}")
         return max(1, round(window_s * fps))
     if config.sampling == "dense":
         return config.num_frames * config.frame_stride
-    raise ValueError(
+    raise ConfigError(
         f"{model_name} samples its {config.num_frames} frames evenly over a whole clip, so it has no fixed clip "
         "span: give the window length in seconds (--window)"
     )
@@ -93,6 +94,7 @@ def timeline(
     crops: int = 1,
     batch_size: int = 8,
     windows_per_decode: int = 16,
+    amp: str | torch.dtype | None = None,
 ) -> Timeline:
     """Score sliding windows over a video.
 
@@ -104,17 +106,18 @@ def timeline(
         crops: 1 (centre) or 3 (left, centre, right) crops per window, their logits averaged.
         batch_size: views per forward pass.
         windows_per_decode: windows whose frames are decoded together (one pass with seeks; bounds memory).
+        amp: autocast dtype (see ``inference.predict_logits``); None runs in the model's dtype.
 
     Returns:
         A ``Timeline``. Windows start at 0, ``stride_s``, ... as long as they fit in the video; a video shorter
         than one window gives one window over the whole video (its clip sampled as for any short video).
 
     Raises:
-        ValueError: a non-positive stride or window, or a uniform-sampling model without ``window_s``.
-        VideoReadError: the file cannot be read.
+        ConfigError: a non-positive stride or window, or a uniform-sampling model without ``window_s``.
+        VideoError: the file cannot be read.
     """
     if stride_s <= 0:
-        raise ValueError(f"the timeline stride must be a positive number of seconds, got {stride_s}")
+        raise ConfigError(f"the timeline stride must be a positive number of seconds, got {stride_s}")
     name = model.pretrained_cfg.get("architecture", type(model).__name__)
     config = dataclasses.replace(resolve_data_config(model), test_clips=1, test_crops=crops)
     info = read_video_info(video)
@@ -132,7 +135,7 @@ def timeline(
         decoded = decode_frames(video, wanted.tolist(), info)  # (F, H, W, 3)
         clips = decoded[torch.searchsorted(wanted, chunk)]  # (w, T, H, W, 3)
         views = transform(clips.permute(0, 1, 4, 2, 3)).to(device_dtype)  # (w, crops, 3, T, h, w)
-        scores += [predict_logits(model, window, batch_size).softmax(-1) for window in views]
+        scores += [predict_logits(model, window, batch_size, amp).softmax(-1) for window in views]
     times = _frame_times(info)
     return Timeline(
         video=os.fspath(video),

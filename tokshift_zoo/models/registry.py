@@ -1,21 +1,45 @@
-"""The zoo's own registry entries, kept beside timm's ``PretrainedCfg``.
+"""The zoo's registry: one ``ModelEntry`` per ``name.tag``, the single source of every table derived from it.
 
 timm's ``PretrainedCfg`` is a fixed dataclass that holds the image settings (input size, mean/std, crop,
 classes, label names, license, paper ids, weight location). What a video model needs on top - the clip length,
-frame stride and sampling, the test views, the paper's figures and the sha256 pin of each weight file - lives
-here, one ``VideoCfg`` per ``name.tag``, reachable from a built model as ``model.video_cfg``.
+frame stride and sampling, the test views, the paper's figures and the sha256 pin of each weight file - is a
+``VideoCfg``. A ``ModelEntry`` holds both; ``register_entries`` generates timm's ``default_cfgs`` from the entries
+(so the two tables cannot drift apart) and refuses a ``name.tag`` registered twice. Model cards, ``tokshift-zoo
+models --json`` and the torch.hub entry points are all read from here.
+
+Builders get their weights through a loader that ``tokshift_zoo.weights`` installs with ``set_weights_loader``:
+the arrow runs weights -> models at import time, and the builder calls back at run time, so ``models/`` imports
+nothing of where weights come from.
 """
 
 from __future__ import annotations
 
 import fnmatch
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass, field
 from importlib import resources
 from typing import Any
 
 import timm
+from timm.models import PretrainedCfg, generate_default_cfgs
+from torch import nn
 
-__all__ = ["DEFAULT_MODEL", "VideoCfg", "register_video_cfgs", "get_video_cfg", "list_models", "KINETICS400_LABELS"]
+from ..errors import ConfigError
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "KINETICS400_LABELS",
+    "PACKAGE_SCHEME",
+    "ModelEntry",
+    "VideoCfg",
+    "attach_weights",
+    "get_entry",
+    "get_video_cfg",
+    "list_models",
+    "package_file",
+    "register_entries",
+    "set_weights_loader",
+]
 
 
 @dataclass(frozen=True)
@@ -53,16 +77,94 @@ class VideoCfg:
         return asdict(self)
 
 
-_VIDEO_CFGS: dict[str, VideoCfg] = {}
+@dataclass(frozen=True)
+class ModelEntry:
+    """One ``name.tag``: timm's pretrained cfg (image settings, weight location, license) and the ``VideoCfg``.
+
+    Attributes:
+        name: the architecture, a registered builder's name.
+        tag: the weights' tag (``k400``, ``in21k``, ...).
+        pretrained_cfg: the keyword arguments of timm's ``PretrainedCfg`` for this tag.
+        video: the video settings and the sha256 pin.
+        default: whether this tag is the architecture's default (timm's ``*``).
+    """
+
+    name: str
+    tag: str
+    pretrained_cfg: Mapping[str, Any] = field(default_factory=dict)
+    video: VideoCfg = field(default_factory=lambda: VideoCfg(num_frames=8))
+    default: bool = False
+
+    @property
+    def key(self) -> str:
+        return f"{self.name}.{self.tag}"
+
+    def timm_cfg(self) -> dict[str, Any]:
+        """timm's full ``PretrainedCfg`` of this entry as a dict (timm's defaults filled in, name and tag set)."""
+        return dict(PretrainedCfg(**self.pretrained_cfg).to_dict(), architecture=self.name, tag=self.tag)
+
+    @property
+    def has_source(self) -> bool:
+        """Whether ``pretrained=True`` can fetch these weights without a file of the user's."""
+        return any(self.pretrained_cfg.get(k) for k in ("hf_hub_id", "url", "file"))
+
+
+_ENTRIES: dict[str, ModelEntry] = {}
 
 # The model `tokshift-zoo predict` and `make demo` use when none is named: trained by the zoo on its synthetic
 # motion task, its weights ship inside the package, so it works offline.
 DEFAULT_MODEL = "tokshift_demo_motion.synthetic"
 
+PACKAGE_SCHEME = "package://"
 
-def register_video_cfgs(cfgs: dict[str, VideoCfg]) -> None:
-    """Add ``name.tag -> VideoCfg`` entries (done once per model family, beside its timm default cfgs)."""
-    _VIDEO_CFGS.update(cfgs)
+
+def package_file(filename: str) -> str:
+    """The ``pretrained_cfg['file']`` value of a weight file shipped in ``tokshift_zoo/data/``.
+
+    An entry declares a bundled file as ``file=package_file("NAME.safetensors")`` and pins its sha256 in its
+    ``VideoCfg``; the weights loader checks the pin before loading.
+    """
+    return f"{PACKAGE_SCHEME}tokshift_zoo/data/{filename}"
+
+
+def register_entries(entries: Iterable[ModelEntry]) -> dict[str, Any]:
+    """Add entries to the registry and return timm's ``default_cfgs`` generated from them.
+
+    A model family's module calls it once, as ``default_cfgs = register_entries(...)`` before its
+    ``@register_model`` builders (timm looks ``default_cfgs`` up in the builder's module).
+
+    Raises:
+        ConfigError: a ``name.tag`` given twice, or already registered.
+    """
+    entries = list(entries)
+    seen: set[str] = set()
+    for entry in entries:
+        if entry.key in _ENTRIES or entry.key in seen:
+            raise ConfigError(f"registry entry {entry.key!r} is registered twice; each name.tag has one entry")
+        seen.add(entry.key)
+    _ENTRIES.update({entry.key: entry for entry in entries})
+    return generate_default_cfgs(
+        {entry.key + ("*" if entry.default else ""): dict(entry.pretrained_cfg) for entry in entries}
+    )
+
+
+def _entry_key(name: str) -> str:
+    name, _, tag = name.partition(".")
+    if not tag:
+        tag = timm.models.get_pretrained_cfg(name).tag if timm.is_model(name) else ""
+    return f"{name}.{tag}"
+
+
+def get_entry(name: str) -> ModelEntry:
+    """The entry of ``name.tag`` (``name`` alone: its default tag).
+
+    Raises:
+        ConfigError: no such entry; the message lists the known ones.
+    """
+    key = _entry_key(name)
+    if key not in _ENTRIES:
+        raise ConfigError(f"no zoo entry {key!r}; known: {sorted(_ENTRIES)}")
+    return _ENTRIES[key]
 
 
 def get_video_cfg(model_or_name: Any) -> VideoCfg:
@@ -72,27 +174,44 @@ def get_video_cfg(model_or_name: Any) -> VideoCfg:
     its ``num_frames`` and the defaults (dense 8x32-style sampling, 10x3 test views).
     """
     if isinstance(model_or_name, str):
-        name, _, tag = model_or_name.partition(".")
-        if not tag:
-            tag = timm.models.get_pretrained_cfg(name).tag if timm.is_model(name) else ""
-        key = f"{name}.{tag}"
-        if key not in _VIDEO_CFGS:
-            raise KeyError(f"no zoo entry {key!r}; known: {sorted(_VIDEO_CFGS)}")
-        return _VIDEO_CFGS[key]
+        return get_entry(model_or_name).video
     existing = getattr(model_or_name, "video_cfg", None)
     if isinstance(existing, VideoCfg):
         return existing
     pretrained_cfg = getattr(model_or_name, "pretrained_cfg", {}) or {}
     key = f"{pretrained_cfg.get('architecture')}.{pretrained_cfg.get('tag')}"
-    if key in _VIDEO_CFGS:
-        return _VIDEO_CFGS[key]
+    if key in _ENTRIES:
+        return _ENTRIES[key].video
     return VideoCfg(num_frames=getattr(model_or_name, "num_frames", 8))
 
 
 def list_models(filter: str = "", pretrained: bool = False) -> list[str]:  # noqa: A002 - timm's argument name
     """Names of the zoo's models, or with ``pretrained=True`` its ``name.tag`` entries, matching a glob ``filter``."""
-    entries = sorted(_VIDEO_CFGS) if pretrained else sorted({k.split(".")[0] for k in _VIDEO_CFGS})
+    entries = sorted(_ENTRIES) if pretrained else sorted({k.split(".")[0] for k in _ENTRIES})
     return [e for e in entries if fnmatch.fnmatch(e, filter or "*")]
+
+
+# --- the weights loader the builders call back ------------------------------------------------------------
+
+WeightsLoader = Callable[[nn.Module, bool, Any], None]
+_weights_loader: list[WeightsLoader] = []
+
+
+def set_weights_loader(loader: WeightsLoader) -> None:
+    """Install ``loader(model, pretrained, cache_dir)``, which every builder calls on the model it built.
+
+    ``tokshift_zoo.weights`` installs its loader when imported (``import tokshift_zoo`` does that on first use).
+    """
+    _weights_loader[:] = [loader]
+
+
+def attach_weights(model: nn.Module, pretrained: bool, cache_dir: Any = None) -> None:
+    """Give a freshly built model its ``video_cfg`` and, if ``pretrained``, its weights through the loader."""
+    model.video_cfg = get_video_cfg(model)
+    if _weights_loader:
+        _weights_loader[0](model, pretrained, cache_dir)
+    elif pretrained:
+        raise ConfigError("no weights loader is installed: import tokshift_zoo (or tokshift_zoo.weights) first")
 
 
 def _read_labels(filename: str) -> tuple[str, ...]:

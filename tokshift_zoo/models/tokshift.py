@@ -8,26 +8,26 @@ thing for a linear head).
 
 Everything else is timm's ViT: ``PatchEmbed``, ``Attention`` (fused scaled-dot-product attention), ``Block``,
 the init, the registry and ``pretrained_cfg``. This file holds the whole model family end to end, like timm's
-``vision_transformer.py``: the shift, the block, the video model, the checkpoint filter, the default configs and
-the registered builders.
+``vision_transformer.py``: the shift, the block, the video model and the registered builders. The checkpoint
+mapping is in ``checkpoints.py``, the registry entries (from which timm's default cfgs are generated) in
+``entries.py``.
 """
 
 from __future__ import annotations
 
-import re
 from functools import partial
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from timm.data import IMAGENET_INCEPTION_MEAN, IMAGENET_INCEPTION_STD
-from timm.layers import resample_abs_pos_embed
-from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
+from timm.models import build_model_with_cfg, register_model
 from timm.models.vision_transformer import Block, VisionTransformer
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from .registry import KINETICS400_LABELS, VideoCfg, get_video_cfg, register_video_cfgs
+from .checkpoints import checkpoint_filter_fn
+from .entries import ENTRIES
+from .registry import attach_weights, register_entries
 
 __all__ = ["token_shift", "TokShiftBlock", "VideoVisionTransformer", "checkpoint_filter_fn"]
 
@@ -45,14 +45,22 @@ def token_shift(x: torch.Tensor, num_frames: int, fold_div: int = 4, inplace: bo
             ``torch.compile`` as long as no one else needs ``x``'s old values (the model uses it on tensors it
             owns). Otherwise ``x`` is copied first and left as it was.
 
+    Raises:
+        ValueError: ``B*T`` is not a multiple of ``num_frames`` (the frames of a clip would mix with another's).
+
     Returns:
         ``x`` shifted (``x`` itself when ``inplace``); only the class token's first ``2C/fold_div`` channels
         differ from the input. Unlike the authors' code, no zero-filled copy of every token is made: the moving
         channels are sliced out, shifted and written back.
     """
+    bt, _, c = x.shape
+    if num_frames < 1 or bt % num_frames:
+        raise ValueError(
+            f"token_shift expects tokens (B*T, N, C) of whole clips of T={num_frames} frames, "
+            f"got {bt} frames ({tuple(x.shape)}), not a multiple of {num_frames}"
+        )
     if not inplace:
         x = x.clone()
-    bt, _, c = x.shape
     fold = c // fold_div
     if fold == 0:
         return x
@@ -167,211 +175,17 @@ class VideoVisionTransformer(VisionTransformer):
         return self.forward_head(self.forward_features(x))
 
 
-# --- weights: the authors' release and Google's npz -> ours -------------------------------------------------
-
-_AUTHORS_PREFIX = "transformer."
-_AUTHORS_BLOCK_NAMES = {
-    "attention_norm": "norm1",
-    "ffn_norm": "norm2",
-    "attn.out": "attn.proj",
-    "ffn.fc1": "mlp.fc1",
-    "ffn.fc2": "mlp.fc2",
-}
-
-
-def _strip_wrappers(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Drop the DDP / TSN wrappers of the authors' training code (``module.``, ``base_model.``)."""
-    out = {}
-    for key, value in state_dict.items():
-        for prefix in ("module.", "_orig_mod.", "base_model."):
-            key = key.removeprefix(prefix)
-        out[key] = value
-    return out
-
-
-def _convert_authors(state_dict: dict[str, torch.Tensor], model: VideoVisionTransformer) -> dict[str, torch.Tensor]:
-    """Map jeonsworld ViT-pytorch names (the authors' release) to timm's; unplaceable keys raise KeyError."""
-    out: dict[str, torch.Tensor] = {}
-    qkv: dict[str, dict[str, torch.Tensor]] = {}
-    unmapped = []
-    for key, value in state_dict.items():
-        if key == "transformer.embeddings.cls_token":
-            out["cls_token"] = value
-        elif key == "transformer.embeddings.position_embeddings":
-            out["pos_embed"] = value
-        elif key.startswith("transformer.embeddings.patch_embeddings."):
-            out["patch_embed.proj." + key.rsplit(".", 1)[1]] = value
-        elif key.startswith("transformer.encoder.encoder_norm."):
-            out["norm." + key.rsplit(".", 1)[1]] = value
-        elif key.startswith("head."):
-            out[key] = value
-        elif m := re.fullmatch(r"transformer\.encoder\.layer\.(\d+)\.(.+)\.(weight|bias)", key):
-            idx, name, kind = m.groups()
-            if name in ("attn.query", "attn.key", "attn.value"):
-                qkv.setdefault(f"blocks.{idx}.attn.qkv.{kind}", {})[name.split(".")[1]] = value
-            elif name in _AUTHORS_BLOCK_NAMES:
-                out[f"blocks.{idx}.{_AUTHORS_BLOCK_NAMES[name]}.{kind}"] = value
-            else:
-                unmapped.append(key)
-        else:
-            unmapped.append(key)
-    for key, parts in qkv.items():
-        if set(parts) != {"query", "key", "value"}:
-            unmapped.append(f"{key} (has only {sorted(parts)})")
-            continue
-        out[key] = torch.cat([parts["query"], parts["key"], parts["value"]], dim=0)
-    if unmapped:
-        raise KeyError(f"cannot place these keys of an authors'-format checkpoint: {unmapped}")
-    return out
-
-
-def checkpoint_filter_fn(state_dict: dict[str, Any], model: VideoVisionTransformer) -> dict[str, torch.Tensor]:
-    """Turn any supported state dict into this model's names and sizes.
-
-    Accepts the zoo's own state dicts, timm's image ViT state dicts, and the authors' release (a dict with
-    ``state_dict`` whose keys are ``module.base_model.transformer...``). The position embedding is resampled
-    with timm's ``resample_abs_pos_embed`` when the grid differs; ViT ``pre_logits`` are dropped.
-    """
-    state_dict = state_dict.get("state_dict", state_dict)
-    state_dict = _strip_wrappers(state_dict)
-    if any(k.startswith(_AUTHORS_PREFIX) for k in state_dict):
-        state_dict = _convert_authors(state_dict, model)
-    out = {}
-    for key, value in state_dict.items():
-        if "pre_logits" in key:
-            continue
-        if key == "pos_embed" and value.shape != model.pos_embed.shape:
-            num_prefix = model.num_prefix_tokens
-            old_side = int(round((value.shape[1] - num_prefix) ** 0.5))
-            value = resample_abs_pos_embed(
-                value, new_size=model.patch_embed.grid_size, old_size=(old_side, old_side), num_prefix_tokens=num_prefix
-            )
-        out[key] = value
-    return out
-
-
 # --- configs and builders ----------------------------------------------------------------------------------
 
-_PAPER = dict(
-    paper_name="Token Shift Transformer for Video Classification",
-    paper_ids="arXiv:2108.02432",
-    origin_url="https://github.com/VideoNetworks/TokShift-Transformer",
-    license="apache-2.0",
-)
-_IN21K_HUB = {"base": "timm/vit_base_patch16_224.orig_in21k", "large": "timm/vit_large_patch16_224.orig_in21k"}
-
-
-def _k400_cfg(res: int, **kwargs: Any) -> dict[str, Any]:
-    return dict(
-        input_size=(3, res, res),
-        crop_pct=1.0,
-        crop_mode="center",
-        interpolation="bilinear",
-        mean=(0.5, 0.5, 0.5),
-        std=(0.5, 0.5, 0.5),
-        num_classes=400,
-        label_names=KINETICS400_LABELS,
-        first_conv="patch_embed.proj",
-        classifier="head",
-        fixed_input_size=True,
-        description="Kinetics-400 weights released by the authors (Google Drive); not yet on a hub.",
-        **_PAPER,
-        **kwargs,
-    )
-
-
-def _in21k_cfg(size: str, res: int) -> dict[str, Any]:
-    return dict(
-        hf_hub_id=_IN21K_HUB[size],
-        input_size=(3, res, res),
-        crop_pct=1.0,
-        interpolation="bilinear",
-        mean=IMAGENET_INCEPTION_MEAN,
-        std=IMAGENET_INCEPTION_STD,
-        num_classes=0,
-        first_conv="patch_embed.proj",
-        classifier="head",
-        description="Google's ImageNet-21k ViT weights (timm's copy), the paper's starting point; no head.",
-        **_PAPER,
-    )
-
-
-# The paper's table: name -> (frames, size, resolution, K400 top-1, GFLOPs per view). The GFLOPs are the paper's,
-# kept for comparison only: `tokshift_zoo.flops` counts them from the built model.
-_PAPER_TABLE = {
-    "vit_base16_224_8f": (8, "base", 224, 76.02, 134.7),
-    "tokshift_base16_224_8f": (8, "base", 224, 77.28, 134.7),
-    "tokshift_base16_256_8f": (8, "base", 256, 77.68, 175.8),
-    "tokshift_base16_384_8f": (8, "base", 384, 78.14, 394.7),
-    "tokshift_base16_224_16f": (16, "base", 224, 78.18, 268.5),
-    "tokshift_large16_384_8f": (8, "large", 384, 79.83, 1397.6),
-    "tokshift_large16_384_12f": (12, "large", 384, 80.40, 2096.4),
-}
-
-# The bundled demo model: trained by the zoo on its synthetic motion task (tokshift_zoo.synthetic) with the recipe
-# in docs/demo_model.md; the weights ship in the package, pinned by sha256.
-_DEMO_FILE = "tokshift_demo_motion.safetensors"
-_DEMO_SHA256 = "55eeeae3bd44355000834395f3737eeaa9f8fb5f8fa2e4178feb2f06e5124c54"
-_DEMO_CFG = dict(
-    file="package://tokshift_zoo/data/" + _DEMO_FILE,  # weights.package_file's form (weights imports this module)
-    input_size=(3, 32, 32),
-    crop_pct=1.0,
-    interpolation="bilinear",
-    mean=(0.5, 0.5, 0.5),
-    std=(0.5, 0.5, 0.5),
-    num_classes=4,
-    label_names=("moving_left", "moving_right", "moving_up", "moving_down"),
-    first_conv="patch_embed.proj",
-    classifier="head",
-    license="apache-2.0",
-    description="A small TokShift trained by tokshift-zoo on its synthetic motion task; shipped in the package.",
-    origin_url=_PAPER["origin_url"],
-)
-
-default_cfgs = generate_default_cfgs(
-    {
-        # in21k first: timm makes the first tag with weights the default unless a later one is starred
-        **{f"{name}.in21k": _in21k_cfg(size, res) for name, (_, size, res, _, _) in _PAPER_TABLE.items()},
-        **{f"{name}.k400*": _k400_cfg(res) for name, (_, _, res, _, _) in _PAPER_TABLE.items()},
-        "tokshift_demo_motion.synthetic": _DEMO_CFG,
-    }
-)
-
-register_video_cfgs(
-    {
-        **{
-            f"{name}.k400": VideoCfg(num_frames=frames, dataset="kinetics400", paper_top1=top1, paper_gflops=gflops)
-            for name, (frames, _, _, top1, gflops) in _PAPER_TABLE.items()
-        },
-        **{
-            f"{name}.in21k": VideoCfg(num_frames=frames, dataset="imagenet-21k")
-            for name, (frames, *_) in _PAPER_TABLE.items()
-        },
-        # 8 frames spread over the whole clip (short clips: no 8x32 wrap-around), no flips: left/right are classes
-        "tokshift_demo_motion.synthetic": VideoCfg(
-            num_frames=8,
-            sampling="uniform",
-            test_clips=1,
-            test_crops=3,
-            train_hflip=False,
-            dataset="tokshift-zoo synthetic motion (4 directions)",
-            sha256=_DEMO_SHA256,
-            filename=_DEMO_FILE,
-        ),
-    }
-)
+default_cfgs = register_entries(ENTRIES)  # timm's cfgs, generated from the zoo's one entry per name.tag
 
 
 def _create_tokshift(variant: str, pretrained: bool = False, **kwargs: Any) -> VideoVisionTransformer:
-    """Build ``variant`` with timm's ``build_model_with_cfg``; pretrained weights go through the zoo's loader,
-    which verifies sha256 pins and reads the authors' and Google's formats (see ``tokshift_zoo.weights``)."""
-    from ..weights import hub_video_cfg, load_pretrained  # weights.py imports models/, so import at call time
-
-    cache_dir = kwargs.get("cache_dir")
+    """Build ``variant`` with timm's ``build_model_with_cfg``; its video cfg and pretrained weights come from the
+    zoo's weights loader, called back through the registry (it verifies sha256 pins and reads the authors' and
+    Google's formats, see ``tokshift_zoo.weights``)."""
     model = build_model_with_cfg(VideoVisionTransformer, variant, pretrained=False, **kwargs)
-    model.video_cfg = hub_video_cfg(model, cache_dir) or get_video_cfg(model)  # an hf-hub: repo's own first
-    if pretrained:
-        model.load_report = load_pretrained(model, cache_dir)
+    attach_weights(model, pretrained, kwargs.get("cache_dir"))
     return model
 
 

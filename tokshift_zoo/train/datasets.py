@@ -27,6 +27,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
+from ..errors import ConfigError
 from ..video import (
     DataConfig,
     VideoReadError,
@@ -52,7 +53,7 @@ _logger = logging.getLogger(__name__)
 _MAX_REPORTED = 20  # problems listed in one error; the rest are counted
 
 
-class VideoListError(ValueError):
+class VideoListError(ConfigError):
     """A video list that cannot be trained on; the message names every bad line (``file:line: problem``)."""
 
 

@@ -14,6 +14,8 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from ..devices import resolve_device
+
 __all__ = ["DistInfo", "init_distributed", "cleanup_distributed", "all_reduce_sum", "all_gather_objects", "barrier"]
 
 
@@ -36,29 +38,17 @@ class DistInfo:
         return self.world_size > 1
 
 
-def _pick_device(device: str, local_rank: int) -> torch.device:
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda":
-        if not torch.cuda.is_available():
-            raise RuntimeError("device 'cuda' was asked for, but torch sees no CUDA device")
-        return torch.device("cuda", local_rank)
-    if device == "cpu":
-        return torch.device("cpu")
-    raise ValueError(f"device must be 'auto', 'cuda' or 'cpu', got {device!r}")
-
-
 def init_distributed(device: str = "auto") -> DistInfo:
     """Initialise the process group when launched by torchrun; otherwise describe the single process.
 
     Args:
-        device: "auto" (CUDA when available), "cuda" or "cpu". Under torchrun each process takes
-            ``cuda:LOCAL_RANK``; the backend is NCCL on CUDA and gloo on CPU.
+        device: "auto" (CUDA when available), "cpu", "cuda" or "cuda:N" (see ``devices.resolve_device``). Under
+            torchrun a bare "cuda" is ``cuda:LOCAL_RANK``; the backend is NCCL on CUDA and gloo on CPU.
     """
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    torch_device = _pick_device(device, local_rank)
+    torch_device = resolve_device(device, local_rank=local_rank)
     if torch_device.type == "cuda":
         torch.cuda.set_device(torch_device)
     if world_size > 1 and not dist.is_initialized():

@@ -51,9 +51,14 @@ from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
 from ..atomic import atomic_write
+from ..devices import amp_dtype as resolve_amp
+from ..devices import autocast
+from ..errors import ConfigError
 from ..factory import create_model
+from ..metrics import topk_hits
 from ..models.registry import get_video_cfg
 from ..video import DataConfig, resolve_data_config
+from .config import TrainConfig
 from .datasets import (
     VideoClipDataset,
     class_names_from_lists,
@@ -70,75 +75,7 @@ _logger = logging.getLogger(__name__)
 CHECKPOINT_GLOB = "checkpoint-epoch*.pt"
 BEST_FILE = "best.safetensors"
 METRICS_FILE = "metrics.jsonl"
-_RECIPE_DEFAULTS = {"sgd": dict(lr=0.1, weight_decay=0.0), "adamw": dict(lr=1e-4, weight_decay=0.05)}
 _SOURCE_KEYS = ("file", "url", "hf_hub_id", "hf_hub_filename", "hf_hub_revision", "state_dict")
-
-
-@dataclass
-class TrainConfig:
-    """Everything a training run is made of; ``train(config)`` runs it.
-
-    Model: ``model`` is ``NAME`` (random init), ``NAME.TAG`` (that tag's weights through the zoo's loader) or
-    ``hf-hub:ORG/REPO``; ``checkpoint`` loads a local file instead of the tag's weights. A classifier whose class
-    count differs from the weights' is re-initialised; everything else loads.
-
-    Classes: from ``labels`` (a file of names, one per line) if given; else, when the lists use class names,
-    the weights' label names if they cover every name used (the head is kept), or else the lists' sorted names
-    (a new task); else (integer labels) ``num_classes`` or the weights' class count.
-    """
-
-    model: str
-    train_list: str
-    val_list: str
-    output: str
-    data_root: str = ""
-    model_kwargs: dict[str, Any] = field(default_factory=dict)
-    checkpoint: str | None = None
-    labels: str | None = None
-    num_classes: int | None = None
-    epochs: int = 18
-    batch_size: int = 21
-    accum_steps: int = 1
-    optimizer: str = "sgd"  # "sgd" (momentum, step schedule) or "adamw" (cosine schedule)
-    lr: float | None = None  # None: 0.1 for SGD, 1e-4 for AdamW
-    weight_decay: float | None = None  # None: 0 for SGD (the authors'), 0.05 for AdamW
-    momentum: float = 0.9
-    lr_steps: tuple[int, ...] = (10, 15)  # SGD: epochs at which the lr is multiplied by lr_gamma
-    lr_gamma: float = 0.1
-    warmup_epochs: float = 0.0  # linear warm-up, in epochs
-    min_lr: float = 0.0  # cosine floor
-    label_smoothing: float = 0.01
-    clip_grad: float = 1.0  # max gradient norm; 0 disables
-    amp: str = "auto"  # "auto" (bf16 on CUDA, off on CPU), "bf16", "fp16", "none"
-    fsdp: bool = False
-    grad_checkpointing: bool = False
-    num_workers: int = 4
-    device: str = "auto"
-    seed: int = 0
-    deterministic: bool = False
-    resume: str | None = None  # "auto" (newest checkpoint in output, if any) or a checkpoint path
-    keep_checkpoints: int = 1
-    progress: bool = True
-
-    def __post_init__(self) -> None:
-        if self.optimizer not in _RECIPE_DEFAULTS:
-            raise ValueError(f"optimizer must be one of {sorted(_RECIPE_DEFAULTS)}, got {self.optimizer!r}")
-        if self.amp not in ("auto", "bf16", "fp16", "none"):
-            raise ValueError(f"amp must be 'auto', 'bf16', 'fp16' or 'none', got {self.amp!r}")
-        for name in ("epochs", "batch_size", "accum_steps", "keep_checkpoints"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        self.lr_steps = tuple(self.lr_steps)
-        defaults = _RECIPE_DEFAULTS[self.optimizer]
-        self.lr = defaults["lr"] if self.lr is None else self.lr
-        self.weight_decay = defaults["weight_decay"] if self.weight_decay is None else self.weight_decay
-        kwargs = dict(self.model_kwargs)
-        if "num_classes" in kwargs:  # one place for the class count
-            count = kwargs.pop("num_classes")
-            if self.num_classes is not None and self.num_classes != count:
-                raise ValueError(f"num_classes {self.num_classes} and model_kwargs num_classes {count} differ")
-            self.num_classes = count
-        self.model_kwargs = kwargs
 
 
 # --- classes and model ---------------------------------------------------------------------------------------
@@ -182,13 +119,13 @@ def _resolve_classes(config: TrainConfig) -> tuple[int, list[str] | None]:
     else:
         count = config.num_classes or weights_count
         if not count:
-            raise ValueError(
+            raise ConfigError(
                 "the lists give integer labels and the starting weights have no classifier: give the class count "
                 "(--num-classes) or the class names (--labels FILE)"
             )
         return count, weights_names if weights_names and len(weights_names) == count else None
     if config.num_classes is not None and config.num_classes != len(names):
-        raise ValueError(f"num_classes is {config.num_classes}, but there are {len(names)} class names")
+        raise ConfigError(f"num_classes is {config.num_classes}, but there are {len(names)} class names")
     return len(names), names
 
 
@@ -252,17 +189,6 @@ def _lr_factor(config: TrainConfig, steps_per_epoch: int) -> Callable[[int], flo
         return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
 
     return factor
-
-
-def _amp_dtype(config: TrainConfig, device: torch.device) -> torch.dtype | None:
-    amp = config.amp
-    if amp == "auto":
-        amp = "bf16" if device.type == "cuda" else "none"
-    return {"bf16": torch.bfloat16, "fp16": torch.float16, "none": None}[amp]
-
-
-def _autocast(device: torch.device, amp_dtype: torch.dtype | None) -> torch.autocast:
-    return torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None)
 
 
 # --- RNG, checkpoints, exports ----------------------------------------------------------------------------------
@@ -345,11 +271,10 @@ class _EpochStats:
 
     def add(self, loss: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor) -> None:
         n = labels.numel()
-        topk = logits.topk(min(5, logits.shape[1]), dim=1).indices  # (B, k)
-        hits = topk == labels[:, None]
+        hits = topk_hits(logits, labels)
         self.loss_sum += loss.detach().double() * n
-        self.top1 += hits[:, 0].sum()
-        self.top5 += hits.any(dim=1).sum()
+        self.top1 += hits[1].sum()
+        self.top5 += hits[5].sum()
         self.count += n
 
     def reduce(self) -> dict[str, Any]:
@@ -392,7 +317,7 @@ def _train_epoch(
         clips = clips.to(info.device, non_blocking=True)
         labels = labels.to(info.device, non_blocking=True)
         with _gradient_sync(model, last_micro):
-            with _autocast(info.device, amp_dtype):
+            with autocast(info.device, amp_dtype):
                 logits = model(clips)
             loss = criterion(logits.float(), labels)
             scaler.scale(loss * (weight / config.accum_steps)).backward()
@@ -436,11 +361,11 @@ def _evaluate(
             dummy_forwards += sharded
             continue
         clips, labels = clips.to(info.device, non_blocking=True), labels.to(info.device, non_blocking=True)
-        with _autocast(info.device, amp_dtype):
+        with autocast(info.device, amp_dtype):
             logits = net(clips).float()
         stats.add(criterion(logits, labels), logits, labels)
     for _ in range(dummy_forwards):
-        with _autocast(info.device, amp_dtype):
+        with autocast(info.device, amp_dtype):
             net(dummy_clip.to(info.device))
     return stats.reduce()
 
@@ -528,7 +453,7 @@ def _run(config: TrainConfig, info: DistInfo) -> dict[str, Any]:
     )
     steps_per_epoch = math.ceil(len(train_loader) / config.accum_steps)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_factor(config, steps_per_epoch))
-    amp_dtype = _amp_dtype(config, info.device)
+    amp_dtype = resolve_amp(config.amp, info.device)
     scaler = torch.amp.GradScaler(info.device.type, enabled=amp_dtype == torch.float16)
     run = _Run(net, optimizer, scheduler, scaler, sampler, num_classes, label_names)
     start_epoch = run.load(resume_path, info) if resume_path is not None else 0
@@ -596,7 +521,7 @@ def _resume_path(config: TrainConfig, output: Path) -> Path | None:
     """The checkpoint to continue from; a fresh start into a folder that holds checkpoints is refused."""
     if config.resume is None:
         if find_latest_checkpoint(output) is not None:
-            raise ValueError(
+            raise ConfigError(
                 f"{output} holds checkpoints of an earlier run: continue it with resume='auto' (--resume auto), or "
                 "write to another output folder"
             )
@@ -679,7 +604,7 @@ class _Run:
         """Restore everything from a checkpoint, on every rank; returns the epochs it had done."""
         state = torch.load(path, map_location="cpu", weights_only=True)
         if state["num_classes"] != self.num_classes or state["label_names"] != self.label_names:
-            raise ValueError(
+            raise ConfigError(
                 f"{path} was trained for {state['num_classes']} classes {state['label_names'] or ''}; this run has "
                 f"{self.num_classes} {self.label_names or ''}: resume only the same task"
             )

@@ -26,6 +26,7 @@ import torch
 from PIL import Image
 
 from ..atomic import atomic_write
+from ..errors import VideoError
 
 __all__ = [
     "VideoInfo",
@@ -51,7 +52,7 @@ logger = logging.getLogger(__name__)
 _NONREF_SKIPPABLE = frozenset({"h264"})
 
 
-class VideoReadError(ValueError):
+class VideoReadError(VideoError):
     """A video file is missing, not a readable media file, has no video stream or no frames, or fails to
     decode."""
 

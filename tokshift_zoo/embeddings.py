@@ -36,6 +36,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from .atomic import atomic_write
+from .devices import amp_dtype, autocast
 from .distributed import (
     broadcast_from_main,
     gather_to_main,
@@ -44,6 +45,7 @@ from .distributed import (
     ranks,
     share_of_items,
 )
+from .errors import ConfigError
 from .inference import VideoPreprocess
 from .video.sampling import parse_views
 from .video.transforms import resolve_data_config
@@ -87,7 +89,11 @@ def _is_frame_folder(path: str) -> bool:
 
 
 def clip_embeddings(
-    model: nn.Module, views: torch.Tensor, batch_size: int = 8, layer: int | None = None
+    model: nn.Module,
+    views: torch.Tensor,
+    batch_size: int = 8,
+    layer: int | None = None,
+    amp: str | torch.dtype | None = None,
 ) -> torch.Tensor:
     """Embeddings of a video's views: (V, 3, T, H, W) -> (V, D) float32, no gradients.
 
@@ -99,12 +105,12 @@ def clip_embeddings(
             time-averaged final class token). ``K``: the class token after block ``K`` (0-based; negative counts
             from the end), normalised by the model's final norm and averaged over time, so the last block gives
             the pre-logits embedding.
+        amp: autocast dtype (see ``inference.predict_logits``); None runs in the model's dtype.
     """
     device = next(model.parameters()).device
     if layer is not None and not -len(model.blocks) <= layer < len(model.blocks):
-        raise ValueError(f"layer must be a block index in [-{len(model.blocks)}, {len(model.blocks)}), got {layer}")
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
-    with torch.inference_mode(), autocast:
+        raise ConfigError(f"layer must be a block index in [-{len(model.blocks)}, {len(model.blocks)}), got {layer}")
+    with torch.inference_mode(), autocast(device, amp_dtype(amp, device)):
         return torch.cat([_embed_batch(model, batch.to(device), layer).float() for batch in views.split(batch_size)])
 
 
@@ -220,7 +226,7 @@ def _prepare_output(output: Path, manifest: dict[str, Any], videos: list[str]) -
         differ = _differences(found, manifest)
         if differ:
             shown = "; ".join(f"{key}: {was!r} there, {now!r} now" for key, was, now in differ)
-            raise ValueError(f"{path}: the folder holds embeddings made differently ({shown}); use another --output")
+            raise ConfigError(f"{path}: the folder holds embeddings made differently ({shown}); use another --output")
     else:
         (output / "shards").mkdir(parents=True, exist_ok=True)
         atomic_write(path, lambda tmp: tmp.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8"))
@@ -293,6 +299,7 @@ def embed(
     shard_size: int = 256,
     device: str | torch.device = "auto",
     progress: bool = True,
+    amp: str | torch.dtype | None = None,
     **model_kwargs: Any,
 ) -> dict[str, Any] | None:
     """Embed videos into ``output`` (see the module doc for the layout); one process, or any number under torchrun.
@@ -305,12 +312,13 @@ def embed(
         views: ``"CLIPSxCROPS"`` per video.
         per_view: keep each view's embedding, (V, D) per video, instead of their mean (D,).
         layer: take the class token after block ``layer`` instead of the pre-logits (see ``clip_embeddings``).
-        dtype: storage dtype, ``"float32"`` or ``"float16"`` (computed in float32, or bf16 autocast on CUDA).
+        dtype: storage dtype, ``"float32"`` or ``"float16"`` (computed in the model's dtype, or ``amp``).
         batch_size: views per forward pass.
         num_workers: data-loader processes (per rank) decoding while the model runs.
         shard_size: videos per shard: what a killed run can lose at most, per rank.
         device: for a model given by name: ``"auto"`` (under torchrun each process takes its local GPU), ``"cpu"``...
         progress: a tqdm bar (rank 0's share).
+        amp: autocast dtype for the model (``"auto"``: bf16 on CUDA); None runs in the model's dtype.
         **model_kwargs: ``create_model`` overrides for a model given by name.
 
     Returns:
@@ -323,9 +331,9 @@ def embed(
     from .ready import load
 
     if dtype not in _STORAGE_DTYPES:
-        raise ValueError(f"dtype must be one of {sorted(_STORAGE_DTYPES)}, got {dtype!r}")
+        raise ConfigError(f"dtype must be one of {sorted(_STORAGE_DTYPES)}, got {dtype!r}")
     if shard_size < 1:
-        raise ValueError(f"shard_size must be >= 1, got {shard_size}")
+        raise ConfigError(f"shard_size must be >= 1, got {shard_size}")
     videos = find_videos([videos] if isinstance(videos, (str, os.PathLike)) else videos)
     output = Path(output)
     if isinstance(model, nn.Module):
@@ -342,13 +350,15 @@ def embed(
         if here.is_main:
             try:
                 plan = ("todo", (_prepare_output(output, manifest, videos), uuid.uuid4().hex[:8]))
-            except (ValueError, OSError) as err:
+            except (ValueError, OSError) as err:  # a used folder with other settings, an unwritable one
                 plan = ("error", err)
         kind, value = broadcast_from_main(plan)
         if kind == "error":
             raise value if isinstance(value, Exception) else ValueError(value)
         todo, run = value
-        times = _embed_share(net, videos, todo, output, run, manifest, batch_size, num_workers, shard_size, progress)
+        times = _embed_share(
+            net, videos, todo, output, run, manifest, batch_size, num_workers, shard_size, progress, amp
+        )
         gathered = gather_to_main(times)  # also waits until every rank has written its last shard
         if gathered is None:
             return None
@@ -377,6 +387,7 @@ def _embed_share(
     num_workers: int,
     shard_size: int,
     progress: bool,
+    amp: str | torch.dtype | None,
 ) -> dict[str, float]:
     """This rank's share of ``todo`` into its shards; the seconds spent in all, waiting for views, in the model."""
     start = time.perf_counter()
@@ -403,7 +414,7 @@ def _embed_share(
         embedding = None
         if error is None:
             tick = time.perf_counter()
-            embedding = clip_embeddings(model, batch, batch_size, manifest["layer"])  # (V, D)
+            embedding = clip_embeddings(model, batch, batch_size, manifest["layer"], amp)  # (V, D)
             embedding = embedding if manifest["per_view"] else embedding.mean(0)
             model_s += time.perf_counter() - tick
         writer.add(row, embedding)

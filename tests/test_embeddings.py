@@ -17,7 +17,7 @@ from videos import index_frames, write_video
 
 from tokshift_zoo import read_embeddings, resolve_data_config
 from tokshift_zoo.cli import main
-from tokshift_zoo.embed import clip_embeddings, embed, find_videos
+from tokshift_zoo.embeddings import clip_embeddings, embed, find_videos
 from tokshift_zoo.inference import VideoPreprocess
 
 
@@ -120,3 +120,10 @@ def test_cli_embed_a_folder_with_a_checkpoint(tiny_model, videos, tmp_path, caps
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
     assert manifest["weights_sha256"] == hashlib.sha256(checkpoint.read_bytes()).hexdigest()
     assert manifest["layer"] == -1 and manifest["weights"] == str(checkpoint)
+
+
+def test_the_package_names_are_the_functions():
+    import tokshift_zoo
+    import tokshift_zoo.embeddings as module
+
+    assert tokshift_zoo.embed is module.embed and tokshift_zoo.read_embeddings is module.read_embeddings

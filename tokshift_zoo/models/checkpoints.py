@@ -1,0 +1,99 @@
+"""Checkpoint names -> the zoo's: the authors' release, timm's image ViT and the zoo's own state dicts.
+
+Pure functions over state dicts, used by the weights loaders (``tokshift_zoo.weights``) and the converter; they
+know nothing of where a file came from. The authors' release is ``torch.save`` of ``{'epoch', 'state_dict', ...}``
+with keys ``module.base_model.`` + jeonsworld ViT-pytorch names; the zoo's model uses timm's ViT names.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import torch
+from timm.layers import resample_abs_pos_embed
+from torch import nn
+
+from ..errors import WeightsError
+
+__all__ = ["checkpoint_filter_fn"]
+
+_AUTHORS_PREFIX = "transformer."
+_AUTHORS_BLOCK_NAMES = {
+    "attention_norm": "norm1",
+    "ffn_norm": "norm2",
+    "attn.out": "attn.proj",
+    "ffn.fc1": "mlp.fc1",
+    "ffn.fc2": "mlp.fc2",
+}
+
+
+def _strip_wrappers(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Drop the DDP / TSN wrappers of the authors' training code (``module.``, ``base_model.``)."""
+    out = {}
+    for key, value in state_dict.items():
+        for prefix in ("module.", "_orig_mod.", "base_model."):
+            key = key.removeprefix(prefix)
+        out[key] = value
+    return out
+
+
+def _convert_authors(state_dict: dict[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Tensor]:
+    """Map jeonsworld ViT-pytorch names (the authors' release) to timm's; unplaceable keys raise WeightsError."""
+    out: dict[str, torch.Tensor] = {}
+    qkv: dict[str, dict[str, torch.Tensor]] = {}
+    unmapped = []
+    for key, value in state_dict.items():
+        if key == "transformer.embeddings.cls_token":
+            out["cls_token"] = value
+        elif key == "transformer.embeddings.position_embeddings":
+            out["pos_embed"] = value
+        elif key.startswith("transformer.embeddings.patch_embeddings."):
+            out["patch_embed.proj." + key.rsplit(".", 1)[1]] = value
+        elif key.startswith("transformer.encoder.encoder_norm."):
+            out["norm." + key.rsplit(".", 1)[1]] = value
+        elif key.startswith("head."):
+            out[key] = value
+        elif m := re.fullmatch(r"transformer\.encoder\.layer\.(\d+)\.(.+)\.(weight|bias)", key):
+            idx, name, kind = m.groups()
+            if name in ("attn.query", "attn.key", "attn.value"):
+                qkv.setdefault(f"blocks.{idx}.attn.qkv.{kind}", {})[name.split(".")[1]] = value
+            elif name in _AUTHORS_BLOCK_NAMES:
+                out[f"blocks.{idx}.{_AUTHORS_BLOCK_NAMES[name]}.{kind}"] = value
+            else:
+                unmapped.append(key)
+        else:
+            unmapped.append(key)
+    for key, parts in qkv.items():
+        if set(parts) != {"query", "key", "value"}:
+            unmapped.append(f"{key} (has only {sorted(parts)})")
+            continue
+        out[key] = torch.cat([parts["query"], parts["key"], parts["value"]], dim=0)
+    if unmapped:
+        raise WeightsError(f"cannot place these keys of an authors'-format checkpoint: {unmapped}")
+    return out
+
+
+def checkpoint_filter_fn(state_dict: dict[str, Any], model: nn.Module) -> dict[str, torch.Tensor]:
+    """Turn any supported state dict into this model's names and sizes.
+
+    Accepts the zoo's own state dicts, timm's image ViT state dicts, and the authors' release (a dict with
+    ``state_dict`` whose keys are ``module.base_model.transformer...``). The position embedding is resampled
+    with timm's ``resample_abs_pos_embed`` when the grid differs; ViT ``pre_logits`` are dropped.
+    """
+    state_dict = state_dict.get("state_dict", state_dict)
+    state_dict = _strip_wrappers(state_dict)
+    if any(k.startswith(_AUTHORS_PREFIX) for k in state_dict):
+        state_dict = _convert_authors(state_dict, model)
+    out = {}
+    for key, value in state_dict.items():
+        if "pre_logits" in key:
+            continue
+        if key == "pos_embed" and value.shape != model.pos_embed.shape:
+            num_prefix = model.num_prefix_tokens
+            old_side = int(round((value.shape[1] - num_prefix) ** 0.5))
+            value = resample_abs_pos_embed(
+                value, new_size=model.patch_embed.grid_size, old_size=(old_side, old_side), num_prefix_tokens=num_prefix
+            )
+        out[key] = value
+    return out
