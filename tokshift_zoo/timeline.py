@@ -21,7 +21,7 @@ import torch
 import torch.nn as nn
 
 from .atomic import atomic_write
-from .errors import ConfigError
+from .errors import ConfigError, VideoError
 from .inference import class_names, predict_logits
 from .video.io import decode_frames, read_video_info
 from .video.transforms import create_transform, resolve_data_config
@@ -121,7 +121,11 @@ def timeline(
     name = model.pretrained_cfg.get("architecture", type(model).__name__)
     config = dataclasses.replace(resolve_data_config(model), test_clips=1, test_crops=crops)
     info = read_video_info(video)
-    fps = info.fps if info.fps > 0 else 25.0
+    if info.fps <= 0:
+        raise VideoError(
+            f"cannot make a timeline of {os.fspath(video)!r}: it has no frame rate to place windows in time"
+        )
+    fps = info.fps
     length = min(_window_length(config, fps, window_s, name), info.num_frames)
     step = stride_s * fps
     starts = [round(i * step) for i in range(int((info.num_frames - length) / step) + 1)]
