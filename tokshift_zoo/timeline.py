@@ -155,7 +155,7 @@ def _frame_times(info: Any):
     """Frame index -> seconds from the first frame: the frame's timestamp where known (right for variable frame
     rates), else index / fps."""
     if info.pts is None:
-        return lambda index: index / info.fps if info.fps else 0.0
+        return lambda index: index / info.fps  # timeline() refuses a video without a rate
     return lambda index: float((info.pts[index] - info.pts[0]) * info.time_base)
 
 
