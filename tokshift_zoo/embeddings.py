@@ -103,8 +103,8 @@ def clip_embeddings(
         batch_size: views per forward pass.
         layer: ``None``: the pre-logits embedding, ``forward_head(forward_features(x), pre_logits=True)`` (the
             time-averaged final class token). ``K``: the class token after block ``K`` (0-based; negative counts
-            from the end), normalised by the model's final norm and averaged over time, so the last block gives
-            the pre-logits embedding.
+            from the end), from ``forward_intermediates(norm=True)``: normalised by the model's final norm and
+            averaged over time, so the last block gives the pre-logits embedding.
         amp: autocast dtype (see ``inference.predict_logits``); None runs in the model's dtype.
     """
     device = next(model.parameters()).device
@@ -117,14 +117,12 @@ def clip_embeddings(
 def _embed_batch(model: nn.Module, x: torch.Tensor, layer: int | None) -> torch.Tensor:
     if layer is None:
         return model.forward_head(model.forward_features(x), pre_logits=True)
-    kept = []
-    hook = model.blocks[layer].register_forward_hook(lambda module, args, out: kept.append(out))
-    try:  # a hook on a block turns the in-place shift off (the model checks), so the kept tokens stay as they were
-        model.forward_features(x)
-    finally:
-        hook.remove()
-    tokens = model.norm(kept[0])  # (B*T, N, D)
-    return tokens[:, 0].reshape(x.shape[0], x.shape[2], -1).mean(1)  # class tokens (B*T, D) -> (B, T, D) -> (B, D)
+    ((_, prefix),) = model.forward_intermediates(
+        x, indices=[layer], norm=True, stop_early=True, output_fmt="NLC", intermediates_only=True,
+        return_prefix_tokens=True,
+    )  # fmt: skip
+    cls = prefix.unflatten(1, (x.shape[2], -1))[:, :, 0]  # prefix tokens (B, T*P, D) -> class tokens (B, T, D)
+    return cls.mean(1)  # averaged over time, as forward_head does
 
 
 class _ViewsWithFrames(Dataset):

@@ -11,6 +11,7 @@ import torch.nn as nn
 from . import models  # noqa: F401 - registers the zoo's models with timm
 from .errors import ConfigError
 from .models.registry import VideoCfg
+from .models.tokshift import feature_model, pop_feature_args
 from .weights import load_weights_file, read_checkpoint_metadata
 
 __all__ = ["create_model", "read_checkpoint_metadata"]
@@ -33,7 +34,8 @@ def create_model(
             A safetensors file written by the zoo (``convert``, the trainer's ``best.safetensors``) also gives
             the model's arguments, class names and video settings, unless ``kwargs`` say otherwise.
         **kwargs: model overrides as in timm (``num_classes``, ``img_size``, ``num_frames``, ``fold_div``,
-            ``embed_dim``, ``depth``, ``num_heads``, ``drop_path_rate``, ``pretrained_cfg_overlay``, ...).
+            ``embed_dim``, ``depth``, ``num_heads``, ``drop_path_rate``, ``pretrained_cfg_overlay``, ...), and
+            timm's ``features_only`` / ``out_indices`` / ``feature_cls`` (a feature extractor, see docs/timm.md).
 
     Returns:
         A ``VideoVisionTransformer`` taking (B, 3, T, H, W) clips and returning (B, num_classes) logits. When
@@ -50,9 +52,11 @@ def create_model(
         kwargs["pretrained_cfg_overlay"] = {
             k: cfg[k] for k in ("label_names", "num_classes", "mean", "std") if k in cfg
         }
+    # features_only wraps the model, so with a checkpoint the wrapping waits until the weights are in
+    features = pop_feature_args(kwargs) if checkpoint_path is not None else None
     model = timm.create_model(model_name, pretrained=pretrained, **kwargs)
     if "video_cfg" in saved:
         model.video_cfg = VideoCfg(**saved["video_cfg"])
     if checkpoint_path is not None:
         model.load_report = load_weights_file(model, checkpoint_path)
-    return model
+    return feature_model(model, **features) if features is not None else model

@@ -12,11 +12,12 @@ from typing import Any
 
 import torch
 from timm.layers import resample_abs_pos_embed
+from timm.models import adapt_input_conv
 from torch import nn
 
 from ..errors import WeightsError
 
-__all__ = ["checkpoint_filter_fn"]
+__all__ = ["adapt_input_channels", "checkpoint_filter_fn"]
 
 _AUTHORS_PREFIX = "transformer."
 _AUTHORS_BLOCK_NAMES = {
@@ -79,7 +80,8 @@ def checkpoint_filter_fn(state_dict: dict[str, Any], model: nn.Module) -> dict[s
 
     Accepts the zoo's own state dicts, timm's image ViT state dicts, and the authors' release (a dict with
     ``state_dict`` whose keys are ``module.base_model.transformer...``). The position embedding is resampled
-    with timm's ``resample_abs_pos_embed`` when the grid differs; ViT ``pre_logits`` are dropped.
+    with timm's ``resample_abs_pos_embed`` when the grid differs; ViT ``pre_logits`` are dropped; a patch
+    embedding made for another channel count is adapted to the model's ``in_chans`` (``adapt_input_channels``).
     """
     state_dict = state_dict.get("state_dict", state_dict)
     state_dict = _strip_wrappers(state_dict)
@@ -96,4 +98,16 @@ def checkpoint_filter_fn(state_dict: dict[str, Any], model: nn.Module) -> dict[s
                 value, new_size=model.patch_embed.grid_size, old_size=(old_side, old_side), num_prefix_tokens=num_prefix
             )
         out[key] = value
-    return out
+    return adapt_input_channels(out, model)
+
+
+def adapt_input_channels(state_dict: dict[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Tensor]:
+    """Fit a state dict's patch embedding (O, C, P, P) to the model's ``in_chans``, as timm does for any model:
+    ``timm.models.adapt_input_conv`` sums the RGB filters for one channel, repeats and rescales them for more.
+    The state dict is changed in place and returned; one that already fits is left alone."""
+    key = "patch_embed.proj.weight"
+    weight = state_dict.get(key)
+    in_chans = model.patch_embed.proj.in_channels
+    if weight is not None and weight.ndim == 4 and weight.shape[1] != in_chans:
+        state_dict[key] = adapt_input_conv(in_chans, weight, base_chans=weight.shape[1])
+    return state_dict

@@ -15,19 +15,23 @@ mapping is in ``checkpoints.py``, the registry entries (from which timm's defaul
 
 from __future__ import annotations
 
+import dataclasses
 from functools import partial
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from timm.models import build_model_with_cfg, register_model
-from timm.models.vision_transformer import Block, VisionTransformer
+from timm.models import FeatureHookNet, build_model_with_cfg, register_model
+from timm.models._builder import pretrained_cfg_for_features
+from timm.models._features import FeatureGetterNet, feature_take_indices
+from timm.models._features_fx import FeatureGraphNet
+from timm.models.vision_transformer import Block, VisionTransformer, global_pool_nlc
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from .checkpoints import checkpoint_filter_fn
 from .entries import ENTRIES
-from .registry import attach_weights, register_entries
+from .registry import VideoCfg, attach_weights, register_entries
 
 __all__ = ["token_shift", "TokShiftBlock", "VideoVisionTransformer", "checkpoint_filter_fn"]
 
@@ -45,13 +49,13 @@ def token_shift(x: torch.Tensor, num_frames: int, fold_div: int = 4, inplace: bo
             ``torch.compile`` as long as no one else needs ``x``'s old values (the model uses it on tensors it
             owns). Otherwise ``x`` is copied first and left as it was.
 
-    Raises:
-        ValueError: ``B*T`` is not a multiple of ``num_frames`` (the frames of a clip would mix with another's).
-
     Returns:
         ``x`` shifted (``x`` itself when ``inplace``); only the class token's first ``2C/fold_div`` channels
         differ from the input. Unlike the authors' code, no zero-filled copy of every token is made: the moving
         channels are sliced out, shifted and written back.
+
+    Raises:
+        ValueError: ``B*T`` is not a multiple of ``num_frames`` (the frames of a clip would mix with another's).
     """
     bt, _, c = x.shape
     if num_frames < 1 or bt % num_frames:
@@ -59,21 +63,56 @@ def token_shift(x: torch.Tensor, num_frames: int, fold_div: int = 4, inplace: bo
             f"token_shift expects tokens (B*T, N, C) of whole clips of T={num_frames} frames, "
             f"got {bt} frames ({tuple(x.shape)}), not a multiple of {num_frames}"
         )
+    return _shift_class_token(x, num_frames, c // fold_div, inplace)
+
+
+def _shift_class_token(x: torch.Tensor, num_frames: int, fold: int, inplace: bool) -> torch.Tensor:
+    """``token_shift`` with the fold as a Python int, so that tracing (torch.fx, torch.export) needs no shape
+    arithmetic on ``x``; ``num_frames`` may be a traced value (a dynamic T)."""
+    fx_traced = _is_fx_traced(x)
+    if fold == 0:
+        return x if inplace or fx_traced else x.clone()
+    moving = x[:, 0, : 2 * fold].reshape(-1, num_frames, 2 * fold)  # (B*T, 2f) view -> (B, T, 2f)
+    shift = _rolled if fx_traced or torch.compiler.is_exporting() else _padded
+    shifted = shift(moving, num_frames, fold).reshape(-1, 2 * fold)  # (B, T, 2f) -> (B*T, 2f)
+    if fx_traced:
+        # A new tensor from the pieces: torch.fx's feature extractors drop in-place ops whose result nothing reads.
+        class_token = torch.cat([shifted, x[:, 0, 2 * fold :]], dim=1)
+        return torch.cat([class_token.unsqueeze(1), x[:, 1:]], dim=1)
     if not inplace:
         x = x.clone()
-    fold = c // fold_div
-    if fold == 0:
-        return x
-    moving = x[:, 0, : 2 * fold].reshape(bt // num_frames, num_frames, 2 * fold)  # (B*T, 2f) view -> (B, T, 2f)
-    shifted = torch.cat(
+    x[:, 0, : 2 * fold] = shifted
+    return x
+
+
+def _padded(moving: torch.Tensor, num_frames: int, fold: int) -> torch.Tensor:
+    """(B, T, 2f) -> shifted (B, T, 2f): neighbours' slices padded with zeros; three class-token-sized writes
+    with the write-back (the eager path)."""
+    return torch.cat(
         [
             F.pad(moving[:, 1:, :fold], (0, 0, 0, 1)),  # take t+1, zeros after the last frame
             F.pad(moving[:, :-1, fold:], (0, 0, 1, 0)),  # take t-1, zeros before the first frame
         ],
         dim=2,
     )
-    x[:, 0, : 2 * fold] = shifted.reshape(bt, 2 * fold)
-    return x
+
+
+def _rolled(moving: torch.Tensor, num_frames: int, fold: int) -> torch.Tensor:
+    """``_padded``'s values, bit for bit, as a roll with the wrapped-around frame zeroed: the traced path, since
+    torch.export would specialise a dynamic T on the length of a T-1-frame slice (guard T - 1 != 1)."""
+    frame = torch.arange(num_frames, device=moving.device).view(1, -1, 1)
+    return torch.cat(
+        [
+            torch.where(frame < num_frames - 1, moving[:, :, :fold].roll(-1, dims=1), 0.0),  # take t+1
+            torch.where(frame > 0, moving[:, :, fold:].roll(1, dims=1), 0.0),  # take t-1
+        ],
+        dim=2,
+    )
+
+
+def _is_fx_traced(x: torch.Tensor) -> bool:
+    """Whether ``x`` is a torch.fx symbolic-tracing proxy: then the model shifts nothing in place."""
+    return isinstance(x, torch.fx.Proxy)
 
 
 class TokShiftBlock(Block):
@@ -83,22 +122,37 @@ class TokShiftBlock(Block):
     timm's ``Block`` (the plain ViT baseline).
     """
 
-    def __init__(self, *args: Any, fold_div: int = 4, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, dim: int, *args: Any, fold_div: int = 4, **kwargs: Any) -> None:
+        super().__init__(dim, *args, **kwargs)
         self.fold_div = fold_div
+        self.fold = dim // fold_div if fold_div else 0  # channels moved each way, fixed at build time
 
     def _shift(self, x: torch.Tensor, num_frames: int, inplace: bool) -> torch.Tensor:
-        return token_shift(x, num_frames, self.fold_div, inplace) if self.fold_div else x
+        return _shift_class_token(x, num_frames, self.fold, inplace) if self.fold_div else x
 
-    def forward(self, x: torch.Tensor, num_frames: int, inplace: bool = False) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        num_frames: int,
+        inplace: bool = False,
+        attn_mask: torch.Tensor | None = None,
+        is_causal: bool = False,
+    ) -> torch.Tensor:
         """(B*T, N, C) -> (B*T, N, C). ``inplace``: shift ``x`` itself, for a caller that owns it (the model's
         forward does, except under gradient checkpointing, which keeps a block's input to run it again). The
-        second shift always acts in place, on the residual sum this block has just made."""
+        second shift acts in place, on the residual sum this block has just made (except under torch.fx).
+        ``attn_mask`` and ``is_causal`` go to timm's ``Attention`` (a mask is per frame: broadcastable to
+        (B*T, heads, N, N))."""
         x = self._shift(x, num_frames, inplace)
-        x = x + self.drop_path1(self.ls1(self.attn(self.norm1(x))))
-        x = self._shift(x, num_frames, inplace=True)
+        x = x + self.drop_path1(self.ls1(self.attn(self.norm1(x), attn_mask=attn_mask, is_causal=is_causal)))
+        x = self._shift(x, num_frames, inplace=not _is_fx_traced(x))
         x = x + self.drop_path2(self.ls2(self.mlp(self.norm2(x))))
         return x
+
+
+# Pools a head can use: the class token (the paper's), none (tokens through the head, timm's ''), or timm's
+# reductions over the patch tokens. Each acts per frame; the clip's result is the average over time.
+_POOLS = ("token", "", "avg", "avgmax", "max")
 
 
 class VideoVisionTransformer(VisionTransformer):
@@ -110,14 +164,18 @@ class VideoVisionTransformer(VisionTransformer):
         pos_embed_std: init std of the position embedding (timm's 0.02). Training from scratch on motion needs a
             larger one (the demo model's 1.0): the class token learns where the object is only through
             attention-weighted position embeddings, and at 0.02 that signal is too weak to get learning started.
-        **kwargs: timm ``VisionTransformer`` arguments (``img_size``, ``patch_size``, ``embed_dim``, ``depth``,
-            ``num_heads``, ``num_classes``, ``drop_path_rate``, ...). The class token and token pooling are
-            required, as the shift and the head act on the class token.
+        **kwargs: timm ``VisionTransformer`` arguments (``img_size``, ``patch_size``, ``in_chans``, ``embed_dim``,
+            ``depth``, ``num_heads``, ``num_classes``, ``drop_path_rate``, ...). The class token is required (the
+            shift moves it); ``global_pool`` is ``'token'`` (the paper's head) or ``''`` (no pooling).
     """
 
     def __init__(self, num_frames: int = 8, fold_div: int = 4, pos_embed_std: float = 0.02, **kwargs: Any) -> None:
-        if not kwargs.get("class_token", True) or kwargs.get("global_pool", "token") != "token":
-            raise ValueError("TokShift needs class_token=True and global_pool='token'")
+        if not kwargs.get("class_token", True) or kwargs.get("global_pool", "token") not in ("token", ""):
+            raise ValueError(
+                f"TokShift needs class_token=True and global_pool 'token' (or '' for none), got class_token="
+                f"{kwargs.get('class_token', True)}, global_pool={kwargs.get('global_pool')!r}; other pools can be "
+                "set later with reset_classifier(num_classes, global_pool)"
+            )
         if fold_div < 0 or fold_div == 1:
             raise ValueError(f"fold_div must be 0 (no shift) or >= 2, got {fold_div}")
         kwargs.setdefault("block_fn", partial(TokShiftBlock, fold_div=fold_div))
@@ -127,9 +185,15 @@ class VideoVisionTransformer(VisionTransformer):
         if pos_embed_std != 0.02 and self.pos_embed is not None:  # timm's init draws it with std 0.02
             nn.init.trunc_normal_(self.pos_embed, std=pos_embed_std, a=-2 * pos_embed_std, b=2 * pos_embed_std)
 
+    # --- input, embedding, blocks --------------------------------------------------------------------------
+
     def _check_input(self, x: torch.Tensor) -> None:
         height, width = self.patch_embed.img_size
         expected = f"(B, {self.in_chans}, T, {height}, {width})"
+        if _is_fx_traced(x):  # torch.fx: shapes are unknown here, the checks become graph nodes
+            torch._assert(x.dim() == 5, f"expected a clip batch of shape {expected}")
+            torch._assert(x.shape[2] >= 1, f"expected a clip batch of shape {expected} with T >= 1")
+            return
         if x.ndim != 5:
             raise ValueError(f"expected a clip batch of shape {expected}, got a {x.ndim}-d tensor {tuple(x.shape)}")
         if x.shape[1] != self.in_chans or tuple(x.shape[3:]) != (height, width) or x.shape[2] < 1:
@@ -139,33 +203,52 @@ class VideoVisionTransformer(VisionTransformer):
         """Whether a forward hook on any submodule could keep a tensor that a block would later shift in place."""
         return any(m._forward_hooks or m._forward_pre_hooks for m in self.modules())
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """Clip (B, 3, T, H, W) -> final-normed tokens (B, T, N, D), N = 1 + number of patches."""
-        self._check_input(x)
-        b, c, t, h, w = x.shape
-        x = x.transpose(1, 2).reshape(b * t, c, h, w)  # (B, C, T, H, W) -> (B*T, C, H, W)
+    def _may_shift_in_place(self, x: torch.Tensor) -> bool:
+        """Whether blocks may shift their input in place: not when a hook could hold it, nor under torch.fx,
+        whose feature extractors return block outputs that the next block would otherwise overwrite."""
+        return not _is_fx_traced(x) and not self._has_hooks()
+
+    def _embed(self, x: torch.Tensor) -> torch.Tensor:
+        """Clip (B, C, T, H, W) -> tokens (B*T, N, D) with class token and position embedding."""
+        x = x.transpose(1, 2).flatten(0, 1)  # (B, C, T, H, W) -> (B*T, C, H, W)
         x = self.patch_embed(x)
         x = self._pos_embed(x)
         x = self.patch_drop(x)
-        x = self.norm_pre(x)
+        return self.norm_pre(x)
+
+    def _run_block(self, block: nn.Module, x: torch.Tensor, num_frames: int, inplace: bool, **attn: Any):
+        if self.grad_checkpointing and torch.is_grad_enabled():
+            return checkpoint(block, x, num_frames, use_reentrant=False, **attn)
+        return block(x, num_frames, inplace=inplace, **attn)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """Clip (B, 3, T, H, W) -> final-normed tokens (B, T, N, D), N = 1 + number of patches."""
+        self._check_input(x)
+        t = x.shape[2]
+        x = self._embed(x)
         # Each block's input is a fresh tensor made here (the embedding, or the previous block's residual sum), so
         # the block may shift it in place, unless a hook could hold it or checkpointing keeps it to run again.
-        inplace = not self._has_hooks()
+        inplace = self._may_shift_in_place(x)
         for blk in self.blocks:
-            if self.grad_checkpointing and torch.is_grad_enabled():
-                x = checkpoint(blk, x, t, use_reentrant=False)
-            else:
-                x = blk(x, t, inplace=inplace)
+            x = self._run_block(blk, x, t, inplace)
         x = self.norm(x)
-        return x.reshape(b, t, *x.shape[1:])  # (B*T, N, D) -> (B, T, N, D)
+        return x.unflatten(0, (-1, t))  # (B*T, N, D) -> (B, T, N, D)
+
+    # --- head ----------------------------------------------------------------------------------------------
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         """Tokens (B, T, N, D) -> clip embedding (B, D) if ``pre_logits`` else logits (B, num_classes).
 
         The embedding is the time-average of the class tokens; as the head is linear, its logits equal the
-        per-frame logits averaged over time (the paper's consensus).
+        per-frame logits averaged over time (the paper's consensus). With another ``global_pool`` (see
+        ``reset_classifier``) each frame is pooled timm's way and the frames averaged; with ``''`` the tokens
+        (B, T, N, D) go through the head unpooled.
         """
-        x = x[:, :, 0].mean(dim=1)
+        if self.global_pool == "token":
+            x = x[:, :, 0].mean(dim=1)
+        elif self.global_pool:
+            frames = global_pool_nlc(x.flatten(0, 1), self.global_pool, self.num_prefix_tokens)  # (B*T, D)
+            x = frames.unflatten(0, (-1, x.shape[1])).mean(dim=1)
         x = self.fc_norm(x)
         x = self.head_drop(x)
         return x if pre_logits else self.head(x)
@@ -174,19 +257,169 @@ class VideoVisionTransformer(VisionTransformer):
         """Clip (B, 3, T, H, W), normalised -> logits (B, num_classes)."""
         return self.forward_head(self.forward_features(x))
 
+    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
+        """A fresh ``num_classes`` head (0: none, ``forward`` gives the pooled embedding), as timm's ViT.
+
+        Args:
+            num_classes: classes of the new head.
+            global_pool: None keeps the pool; ``'token'`` (the paper's), ``''`` (no pooling), ``'avg'``,
+                ``'avgmax'``, ``'max'`` (over each frame's patch tokens, then over time). timm's attention pools
+                (``'map'``, ``'prr'``) are refused: this model has none.
+
+        Label names that no longer fit the head leave ``pretrained_cfg``, and ``video_cfg`` loses the paper's
+        top-1, which described the old head.
+        """
+        if global_pool is not None and global_pool not in _POOLS:
+            raise ValueError(f"global_pool must be one of {_POOLS} for a TokShift model, got {global_pool!r}")
+        super().reset_classifier(num_classes, global_pool)
+        self.fit_cfg_to_head()
+
+    def fit_cfg_to_head(self) -> None:
+        """Make ``pretrained_cfg`` and ``video_cfg`` describe the current head: its class count, and no label
+        names (nor the paper's top-1) when the names were those of another head. The ``tag`` stays: it names the
+        weights and preprocessing the model came from (``convert`` and the hub config record it)."""
+        cfg = getattr(self, "pretrained_cfg", None)
+        if not cfg or cfg.get("num_classes") == self.num_classes:
+            return
+        cfg = dict(cfg, num_classes=self.num_classes)
+        names = cfg.get("label_names")
+        if names is not None and len(names) != self.num_classes:
+            cfg.update(label_names=None, label_descriptions=None)
+        self.pretrained_cfg = self.default_cfg = cfg
+        video_cfg = getattr(self, "video_cfg", None)
+        if isinstance(video_cfg, VideoCfg) and video_cfg.paper_top1 is not None:
+            self.video_cfg = dataclasses.replace(video_cfg, paper_top1=None)
+
+    # --- intermediate layers (timm's API) ------------------------------------------------------------------
+
+    def forward_intermediates(
+        self,
+        x: torch.Tensor,
+        indices: int | list[int] | None = None,
+        return_prefix_tokens: bool = False,
+        norm: bool = False,
+        stop_early: bool = False,
+        output_fmt: str = "NCTHW",
+        intermediates_only: bool = False,
+        output_dict: bool = False,
+        attn_mask: torch.Tensor | None = None,
+        is_causal: bool = False,
+    ) -> list[Any] | tuple[torch.Tensor, list[Any]] | dict[str, Any]:
+        """The outputs of chosen blocks, with timm ViT's signature and semantics, for a clip (B, C, T, H, W).
+
+        Args:
+            x: clip (B, C, T, H, W), normalised.
+            indices: None: every block; an int n: the last n; a list: those blocks (negative from the end).
+            return_prefix_tokens: pair each intermediate with its prefix tokens (the class token of each frame),
+                (B, T, C): ``[(map_or_tokens, cls), ...]``.
+            norm: apply the final norm to each intermediate (then the last block's class tokens averaged over
+                time are ``forward_head(..., pre_logits=True)``'s embedding).
+            stop_early: run no block after the last one asked for.
+            output_fmt: ``'NCTHW'`` (or timm's ``'NCHW'``, the name its feature wrappers pass): patch tokens as
+                video maps (B, C, T, H', W'); ``'NLC'``: patch tokens (B, T*H'*W', C), frame-major.
+            intermediates_only: return only the list of intermediates.
+            output_dict: return ``{'image_intermediates': [...], 'image_intermediates_prefix': [...] (with
+                return_prefix_tokens), 'image_features': ...}`` (timm's keys).
+            attn_mask, is_causal: passed to every block's attention (a mask per frame).
+
+        Returns:
+            ``(features, intermediates)``, features as ``forward_features`` gives them (B, T, N, C); or the
+            intermediates alone; or the dict.
+        """
+        if output_fmt not in ("NCTHW", "NCHW", "NLC"):
+            raise ValueError(f"output_fmt must be 'NCTHW' (or 'NCHW', the same video maps) or 'NLC', got {output_fmt}")
+        take_indices, max_index = feature_take_indices(len(self.blocks), indices)
+        self._check_input(x)
+        _, _, t, height, width = x.shape
+        x = self._embed(x)
+        blocks = self.blocks[: max_index + 1] if stop_early else self.blocks
+        may_shift_in_place = self._may_shift_in_place(x)
+        attn = dict(attn_mask=attn_mask, is_causal=is_causal)
+        intermediates = []
+        for i, blk in enumerate(blocks):
+            kept = bool(intermediates) and intermediates[-1] is x  # a kept output must not be shifted in place
+            x = self._run_block(blk, x, t, may_shift_in_place and not kept, **attn)
+            if i in take_indices:
+                intermediates.append(self.norm(x) if norm else x)
+
+        # (B*T, N, C) -> prefix (B, T*P, C) and patch tokens, frame-major
+        npre = self.num_prefix_tokens
+        prefix = [y[:, :npre].unflatten(0, (-1, t)).flatten(1, 2) for y in intermediates]
+        if output_fmt == "NLC":
+            intermediates = [y[:, npre:].unflatten(0, (-1, t)).flatten(1, 2) for y in intermediates]
+        else:
+            grid_h, grid_w = self.patch_embed.dynamic_feat_size((height, width))
+            intermediates = [
+                y[:, npre:].reshape(-1, t, grid_h, grid_w, y.shape[-1]).permute(0, 4, 1, 2, 3).contiguous()
+                for y in intermediates
+            ]  # (B*T, H'*W', C) -> (B, C, T, H', W')
+
+        if output_dict:
+            result: dict[str, Any] = {"image_intermediates": intermediates}
+            if return_prefix_tokens:
+                result["image_intermediates_prefix"] = prefix
+            if not intermediates_only:
+                result["image_features"] = self.norm(x).unflatten(0, (-1, t))
+            return result
+        if return_prefix_tokens:
+            intermediates = list(zip(intermediates, prefix, strict=True))
+        if intermediates_only:
+            return intermediates
+        return self.norm(x).unflatten(0, (-1, t)), intermediates
+
 
 # --- configs and builders ----------------------------------------------------------------------------------
 
 default_cfgs = register_entries(ENTRIES)  # timm's cfgs, generated from the zoo's one entry per name.tag
 
 
-def _create_tokshift(variant: str, pretrained: bool = False, **kwargs: Any) -> VideoVisionTransformer:
+# timm's feature wrappers that can run a video model: 'getter' (timm ViT's default) calls forward_intermediates;
+# 'hook' and 'fx' return the blocks' raw outputs, (B*T, N, C). timm's 'list' and 'dict' rebuild a model from its
+# children called in a row, which cannot reshape a clip into frames.
+_FEATURE_CLASSES = {"getter": FeatureGetterNet, "hook": FeatureHookNet, "fx": FeatureGraphNet}
+
+
+def pop_feature_args(kwargs: dict[str, Any]) -> dict[str, Any] | None:
+    """Take timm's feature-extraction arguments (``features_only``, ``out_indices``, ``feature_cls``,
+    ``feature_cfg``) out of builder ``kwargs``: the ``feature_model`` arguments, or None without
+    ``features_only``. Defaults as timm's ViT: the last 3 blocks, ``'getter'``."""
+    features_only = kwargs.pop("features_only", False)
+    feature_cfg = dict(out_indices=kwargs.pop("out_indices", 3), feature_cls=kwargs.pop("feature_cls", "getter"))
+    feature_cfg.update(kwargs.pop("feature_cfg", None) or {})
+    return feature_cfg if features_only else None
+
+
+def feature_model(model: VideoVisionTransformer, feature_cls: Any = "getter", **feature_cfg: Any) -> nn.Module:
+    """Wrap a built (and loaded) model in one of timm's feature classes, as ``build_model_with_cfg`` does."""
+    if isinstance(feature_cls, str):
+        if feature_cls.lower() not in _FEATURE_CLASSES:
+            raise ValueError(
+                f"feature_cls must be one of {sorted(_FEATURE_CLASSES)} (or a class) for a video model, got "
+                f"{feature_cls!r}: timm's 'list'/'dict' call the model's children in a row, which cannot run a clip"
+            )
+        feature_cls = _FEATURE_CLASSES[feature_cls.lower()]
+    features = feature_cls(model, **feature_cfg)
+    features.pretrained_cfg = features.default_cfg = pretrained_cfg_for_features(model.pretrained_cfg)
+    features.video_cfg = model.video_cfg
+    for name in ("_traits", "load_report"):
+        if hasattr(model, name):
+            setattr(features, name, getattr(model, name))
+    return features
+
+
+def _create_tokshift(variant: str, pretrained: bool = False, **kwargs: Any) -> nn.Module:
     """Build ``variant`` with timm's ``build_model_with_cfg``; its video cfg and pretrained weights come from the
     zoo's weights loader, called back through the registry (it verifies sha256 pins and reads the authors' and
-    Google's formats, see ``tokshift_zoo.weights``)."""
+    Google's formats, see ``tokshift_zoo.weights``).
+
+    ``features_only=True`` (with ``out_indices``, default the last 3 blocks, and ``feature_cls``, default
+    ``'getter'``, or a ``feature_cfg`` dict) wraps the loaded model in timm's feature class, as timm's ViT does.
+    """
+    features = pop_feature_args(kwargs)
     model = build_model_with_cfg(VideoVisionTransformer, variant, pretrained=False, **kwargs)
     attach_weights(model, pretrained, kwargs.get("cache_dir"))
-    return model
+    model.fit_cfg_to_head()  # a new num_classes: the tag's label names no longer apply
+    return feature_model(model, **features) if features is not None else model
 
 
 _BASE16 = dict(patch_size=16, embed_dim=768, depth=12, num_heads=12)
