@@ -29,8 +29,8 @@ from tokshift_zoo.flops import count_flops
 def measure_threads(name: str, threads: int, reps: int, compile_model: bool) -> dict:
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    model = benchmark._create(name, torch.device("cpu"))
-    clip = benchmark._clip(model, 1, model.num_frames, torch.device("cpu"))
+    model = benchmark.build_model(name, torch.device("cpu"))
+    clip = benchmark.random_clip(model, 1, model.num_frames, torch.device("cpu"))
     flops = 2 * count_flops(model)["gflops_full"] * 1e9
     m, k, n = benchmark.gemm_shape(model, 1, model.num_frames)
     fns = {"eager": lambda: model(clip), "gemm": benchmark.make_gemm(m, k, n, torch.float32, "cpu")}

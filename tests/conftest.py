@@ -12,6 +12,17 @@ from huggingface_hub import constants as hf_constants
 
 import tokshift_zoo
 
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``cuda`` are skipped, with the reason, where torch sees no CUDA device."""
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device (make gpu-check runs the cuda-marked tests on one)")
+    for item in items:
+        if "cuda" in item.keywords:
+            item.add_marker(skip)
+
+
 # --- models -------------------------------------------------------------------------------------------------
 
 # A 2-block, 32-wide zoo model on 32x32 frames in 8x8 patches (16 patches), 4 classes: any builder takes these.

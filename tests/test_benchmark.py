@@ -1,12 +1,15 @@
-"""The benchmark code on tiny models (structure and sanity, never timed assertions), and the properties of the
-shift that the benchmarks rest on: it writes only class-token channels, works in place under autograd,
-gradient checkpointing and ``torch.compile``, and the model's attention goes through SDPA."""
+"""The benchmark suites on tiny models, never timed assertions: each figure is checked against a relation that a
+wrong one would break (a ratio of two timings of the same thing is about 1, a FLOP count matches the model's, a
+rate is the count over the time reported beside it), and the properties of the shift that the benchmarks rest on:
+it writes only class-token channels, works in place under autograd, gradient checkpointing and
+``torch.compile``, and the model's attention goes through SDPA."""
 
 from __future__ import annotations
 
 import copy
 import json
 import os
+import time
 
 import pytest
 import torch
@@ -16,13 +19,33 @@ from test_tokshift import reference_shift
 import tokshift_zoo
 from tokshift_zoo import benchmark
 from tokshift_zoo.cli import main
+from tokshift_zoo.flops import count_flops
 from tokshift_zoo.models import token_shift
 from tokshift_zoo.models.tokshift import TokShiftBlock
 
 TINY = "tokshift_base16_224_8f"
 
 
-def test_measure_interleaves_rounds_and_pairs_ratios():
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """One thread: on a busy machine a two-thread operator waits whenever either thread is descheduled, which
+    turns the milliseconds of a tiny model into noise."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def tiny_multiply_adds(num_frames: int) -> int:
+    """Multiply-adds of one TINY_ARGS view, counted by hand: patch embedding, per block qkv + proj + MLP
+    (12 C^2 per token) and the two attention products (2 N^2 C), the head once on the time-averaged features."""
+    patches, tokens, width, depth = 16, 17, 32, 2
+    patch_embed = patches * (3 * 8 * 8) * width
+    blocks = depth * (12 * tokens * width**2 + 2 * tokens**2 * width)
+    return num_frames * (patch_embed + blocks) + width * 4
+
+
+def test_measure_interleaves_rounds():
     calls = []
     times = benchmark.measure({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, reps=3, warmup=2)
     assert set(times) == {"a", "b"} and all(len(t) == 3 and min(t) >= 0 for t in times.values())
@@ -32,37 +55,66 @@ def test_measure_interleaves_rounds_and_pairs_ratios():
     assert benchmark.summarize([3.0, 1.0, 2.0]) == {"median_s": 2.0, "min_s": 1.0}
 
 
+def test_paired_ratios_of_known_timings():
+    """The same work under two names gives a ratio of about 1; twice the wait, about 2; and a call repeated to fill
+    ``min_seconds`` is reported per call. (Bounds wide enough for a machine at load 10: a wait oversleeps by the
+    scheduler's latency, a matrix product shares the cores.)"""
+    a, b = torch.randn(384, 384), torch.randn(384, 384)
+    fns = {
+        "matmul": lambda: a @ b,
+        "matmul_again": lambda: a @ b,
+        "sleep_20ms": lambda: time.sleep(0.02),
+        "sleep_10ms": lambda: time.sleep(0.01),
+    }
+    times = benchmark.measure(fns, reps=9, warmup=2, min_seconds=0.05)
+    assert 0.5 < benchmark.paired_ratio(times["matmul"], times["matmul_again"]) < 2.0
+    assert 1.4 < benchmark.paired_ratio(times["sleep_20ms"], times["sleep_10ms"]) < 2.4
+    assert 0.019 < benchmark.summarize(times["sleep_20ms"])["min_s"] < 0.03  # per call, not per round of 3
+
+
 def test_benchmark_model_row_on_a_tiny_model():
-    row = benchmark.benchmark_model(TINY, batch_size=2, num_frames=3, reps=2, model_kwargs=TINY_ARGS, min_seconds=0.01)
+    row = benchmark.benchmark_model(TINY, batch_size=2, num_frames=3, reps=3, model_kwargs=TINY_ARGS, min_seconds=0.01)
     tokens = (32 // 8) ** 2 + 1
     assert row["gemm_shape"] == f"({2 * 3 * tokens}, 32) x (32, 128)"  # the MLP fc1 of the batch
     assert row["frames"] == 3 and row["batch_size"] == 2 and row["dtype"] == "fp32"
-    for key in ("clips_per_s", "latency_ms", "tflops", "gemm_tflops", "frac_of_gemm", "gflops_per_view"):
-        assert row[key] > 0, key
+    # the FLOPs are the model's: counted by hand, and by the counter on the same model
+    model = tokshift_zoo.create_model(TINY, **TINY_ARGS)
+    assert row["gflops_per_view"] == pytest.approx(tiny_multiply_adds(3) / 1e9, rel=1e-3)
+    assert row["gflops_per_view"] == pytest.approx(count_flops(model, 3)["gflops_full"], rel=1e-3)
+    # the rate is 2 FLOPs per multiply-add of the batch over the time the throughput comes from (odd rounds:
+    # the median rate is the rate of the median time)
+    flops_per_clip = 2 * row["gflops_per_view"] * 1e9
+    assert row["tflops"] * 1e12 == pytest.approx(flops_per_clip * row["clips_per_s"], rel=2e-3)
     assert row["latency_min_ms"] <= row["latency_ms"]
+    assert 0 < row["frac_of_gemm"] and 0 < row["gemm_tflops"]
 
 
 def test_op_breakdown_groups_the_forward():
     result = benchmark.op_breakdown(TINY, model_kwargs=TINY_ARGS, num_frames=2)
     assert sum(result["share"].values()) == pytest.approx(1.0, abs=0.01)
     assert {"matmul", "attention", "gelu", "layer_norm"} <= set(result["share"])
-    assert result["matmul_tflops"] > 0
+    # the linear layers' rate: their multiply-adds (the model's count) over the matmul group's share of the time
+    model = tokshift_zoo.create_model(TINY, **TINY_ARGS)
+    matmul_s = result["profiled_s"] * result["share"]["matmul"]
+    expected = 2 * count_flops(model, 2)["gflops"] * 1e9 / matmul_s / 1e12
+    assert result["matmul_tflops"] == pytest.approx(expected, rel=0.01)
 
 
 def test_bf16_on_a_cpu_without_bf16_units_is_skipped_with_the_reason(monkeypatch):
-    monkeypatch.setattr(benchmark, "cpu_has_native_bf16", lambda: False)
+    monkeypatch.setattr(benchmark.core, "cpu_has_native_bf16", lambda: False)
     row = benchmark.benchmark_model(TINY, dtype="bf16", reps=1, model_kwargs=TINY_ARGS)
-    assert "skipped" in row and "clips_per_s" not in row
+    assert "no native bf16" in row["skipped"] and "clips_per_s" not in row
 
 
 def test_shift_suite_on_a_tiny_model():
-    result = benchmark.shift_suite(reps=2, model_kwargs=dict(TINY_ARGS, num_frames=4))
+    result = benchmark.shift_suite(reps=3, model_kwargs=dict(TINY_ARGS, num_frames=4))
     models = result["models"]
-    assert models["frames"] == 4 and models["ratio"] > 0 and models["zoo_vit_ratio"] > 0
+    assert models["frames"] == 4
     assert models["ratio_range"][0] <= models["ratio"] <= models["ratio_range"][1]
     assert result["matches_authors"]
     rows = {row["shift"]: row for row in result["shift"]}
     assert set(rows) == {"in_place", "copy", "authors"}
+    assert rows["in_place"]["vs_in_place"] == 1.0
     moved = result["class_token_channels"]  # B*T frames x 2*C/4 channels
     assert moved == 4 * 16
     # in place: only class-token-sized tensors are made; the authors' code makes a zero-filled copy of everything
@@ -180,12 +232,16 @@ def test_model_attention_goes_through_sdpa(tiny_model):
 
 
 def test_attention_suite_on_a_tiny_model():
-    rows = benchmark.attention_suite(reps=2, model_kwargs=TINY_ARGS, batch_size=1, num_frames=2)
+    rows = benchmark.attention_suite(reps=3, model_kwargs=TINY_ARGS, batch_size=1, num_frames=2)
     kernels = {row["kernel"]: row for row in rows}
     assert {"written out", "sdpa (auto)", "math"} <= set(kernels)
+    frames, heads, tokens, head_dim = 2, 2, 17, 16
+    flops = 2 * 2 * frames * heads * tokens * tokens * head_dim  # q k^T and attn v, 2 FLOPs per multiply-add
     for row in kernels.values():
-        assert row["timm_fused_attn"] and row["shape"] == "2x2x17x16"
-        assert row["ms"] > 0 and row["max_abs_err"] < 1e-4
+        assert row["timm_fused_attn"] and row["shape"] == f"{frames}x{heads}x{tokens}x{head_dim}"
+        assert row["max_abs_err"] < 1e-4
+        assert row["tflops"] * 1e12 == pytest.approx(flops / (row["ms"] / 1e3), rel=2e-3)
+    assert kernels["written out"]["speedup_vs_written_out"] == 1.0  # against itself, in the same rounds
 
 
 def test_decode_suite_on_a_small_video(tmp_path):
@@ -194,8 +250,10 @@ def test_decode_suite_on_a_small_video(tmp_path):
     assert "600 frames" in result["video"] and "12 keyframes" in result["video"]
     assert result["view_shape"] == [3, 8, 224, 224] and result["frames_sampled"] == 80
     assert 80 <= result["frames_decoded"] < result["frames_decoded_no_skip"] <= 600  # B-frames skipped
-    for key in ("views_s", "views_per_s", "views_no_skip_s", "all_frames_rgb_s", "speedup_vs_all_rgb"):
-        assert result[key] > 0, key
+    assert result["views_per_s"] == pytest.approx(30 / result["views_s"], rel=2e-3)  # 10 clips x 3 crops
+    # one round: each speed-up is the reference's time over the views' time, as printed beside it
+    for key, reference in (("speedup_vs_all_rgb", "all_frames_rgb_s"), ("speedup_vs_no_skip", "views_no_skip_s")):
+        assert result[key] == pytest.approx(result[reference] / result["views_s"], rel=2e-3, abs=0.006), key
 
 
 def test_loader_suite_with_workers(tmp_path):
@@ -210,17 +268,22 @@ def test_loader_suite_with_workers(tmp_path):
         workdir=tmp_path,
     )
     assert [row["workers"] for row in rows] == [0, 1]
-    assert rows[0]["speedup"] == 1.0 and all(row["clips_per_s"] > 0 for row in rows)
+    assert rows[0]["speedup"] == 1.0  # the reference against itself
+    for row in rows:
+        assert row["clips_per_s"] == pytest.approx(2 / row["pass_s"], rel=2e-3)
+    assert rows[1]["speedup"] == pytest.approx(rows[0]["pass_s"] / rows[1]["pass_s"], rel=2e-3, abs=0.006)
 
 
-def test_peak_memory_in_a_fresh_process_and_in_place():
-    row = benchmark.peak_memory(TINY, "inference", model_kwargs=TINY_ARGS, num_frames=2)
-    assert "error" not in row, row
-    assert row["peak_mib"] >= row["rss_before_mib"] > 0
-    step = benchmark._memory_step(
-        TINY, "train", torch.device("cpu"), "fp32", 2, 2, True, TINY_ARGS, steps=2
-    )  # the function the child runs, here for a training step with checkpointing
-    assert step["peak_bytes"] > 0 and step["params_bytes"] > 0
+def test_peak_memory_in_a_fresh_process():
+    model = tokshift_zoo.create_model(TINY, **TINY_ARGS)
+    params_mib = sum(p.numel() * p.element_size() for p in model.parameters()) / 2**20
+    inference = benchmark.peak_memory(TINY, "inference", model_kwargs=TINY_ARGS, num_frames=2)
+    train = benchmark.peak_memory(TINY, "train", model_kwargs=TINY_ARGS, num_frames=2, grad_checkpointing=True)
+    for row in (inference, train):
+        assert "error" not in row, row
+        assert row["params_mib"] == pytest.approx(params_mib, rel=1e-3)  # the model the child built is this one
+        assert row["peak_mib"] >= row["rss_before_mib"] > 0
+    assert train["mode"] == "train +ckpt"
 
 
 def test_format_table():
@@ -228,12 +291,15 @@ def test_format_table():
     assert text.splitlines() == ["a   b    c", "1   0.5", "22       x"]
 
 
-def test_cli_benchmark_writes_json(tmp_path, capsys):
+def test_cli_benchmark_writes_json_and_only_figures(tmp_path, capfd):
     out = tmp_path / "bench.json"
-    assert main(["benchmark", "--suite", "attention", "--reps", "1", "--frames", "1", "--json", str(out)]) == 0
-    printed = capsys.readouterr().out
-    assert "== attention" in printed and "speedup_vs_written_out" in printed
+    argv = ["benchmark", "--suite", "breakdown,attention", "--reps", "1", "--frames", "1", "--json", str(out)]
+    assert main(argv) == 0
+    printed, errors = capfd.readouterr()
+    assert "== attention" in printed and "speedup_vs_written_out" in printed and "== breakdown" in printed
+    assert errors == ""  # no profiler progress or CUDA device-query noise on a CPU machine
     results = json.loads(out.read_text())
     assert results["environment"]["torch"] == torch.__version__
     assert {row["kernel"] for row in results["attention"]} >= {"written out", "sdpa (auto)"}
+    assert {row["model"] for row in results["breakdown"]} == {"vit_base16_224_8f", "tokshift_base16_224_8f"}
     assert main(["benchmark", "--suite", "nonsense"]) == 2

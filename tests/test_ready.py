@@ -100,7 +100,7 @@ def test_unavailable_device_is_a_clear_error():
     assert resolve_device("auto") == torch.device("cpu")
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.cuda
 def test_cuda_model_and_batch(checkpoint, clip_file):
     model = tokshift_zoo.load(
         "tokshift_base16_224_8f", device="cuda", dtype="bf16", checkpoint_path=checkpoint, **TINY_ARGS

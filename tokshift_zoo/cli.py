@@ -72,6 +72,18 @@ def _add_view_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=8, help="views per forward pass")
 
 
+def _add_runtime_options(parser: argparse.ArgumentParser) -> None:
+    """--runtime and --int8: eager PyTorch, or the model exported to ONNX and run by ONNX Runtime."""
+    parser.add_argument(
+        "--runtime",
+        choices=["eager", "onnxruntime"],
+        default="eager",
+        help="eager PyTorch, or the model exported to ONNX when loaded and run by ONNX Runtime on CPU (needs the "
+        "[onnx] extra); JSON output says which ran",
+    )
+    parser.add_argument("--int8", action="store_true", help="with --runtime onnxruntime: dynamic int8 quantisation")
+
+
 def _add_list_options(parser: argparse.ArgumentParser, *names: str) -> None:
     """Video lists (``--list``, or ``--train-list``/``--val-list``) with --data-root."""
     for name in names:
@@ -122,18 +134,36 @@ def _input_videos(args: argparse.Namespace) -> list[str]:
 
 
 def _load_model(args: argparse.Namespace) -> Any:
-    """The ready model the inference options name."""
+    """The ready model the inference options name; with ``--runtime onnxruntime``, exported and loaded in it."""
     from .distributed import inference_device
     from .models.registry import DEFAULT_MODEL
     from .ready import load
 
-    return load(
+    runtime = getattr(args, "runtime", "eager")
+    if getattr(args, "int8", False) and runtime == "eager":
+        raise ConfigError("--int8 is ONNX Runtime's dynamic quantisation: it needs --runtime onnxruntime")
+    model = load(
         args.model or (None if args.checkpoint else DEFAULT_MODEL),
-        device=inference_device(args.device),  # under torchrun: each process its local GPU
+        device=inference_device(args.device) if runtime == "eager" else "cpu",  # torchrun: the local GPU
         checkpoint_path=args.checkpoint,
         views=args.views,
         **args.model_kwargs,
     )
+    if runtime == "eager":
+        return model
+    from .export import runtime_model
+
+    return runtime_model(model, runtime, int8=args.int8)
+
+
+def _runtime_label(args: argparse.Namespace) -> str:
+    return args.runtime + ("-int8" if args.int8 else "")
+
+
+def _device_of(model: Any) -> Any:
+    """Where the model runs: its parameters' device; CPU for a model run by ONNX Runtime (it has none)."""
+    param = next(model.parameters(), None)
+    return param.device if param is not None else "cpu"
 
 
 def _model_label(args: argparse.Namespace, model: Any) -> str:
@@ -226,7 +256,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         return _predict_timelines(args, model, videos)
     name = _model_label(args, model)
     show_bar = (len(videos) > 1 or args.views != "1x1") and not args.no_progress
-    with process_group(next(model.parameters()).device):  # under torchrun: each rank its share
+    with process_group(_device_of(model)):  # under torchrun: each rank its share
         results = predict_videos(
             model, videos, args.views, args.topk, args.batch_size, args.num_workers, show_bar, amp=args.amp
         )
@@ -236,7 +266,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         if "error" in result:  # the other videos go on
             print(f"tokshift-zoo predict: error: {result['error']}", file=sys.stderr)
         if args.json:
-            print(json.dumps({"video": result["video"], "model": name, **result}))
+            print(json.dumps({"video": result["video"], "model": name, "runtime": _runtime_label(args), **result}))
         elif "error" not in result:
             print(result["video"])
             for p in result["predictions"]:
@@ -257,7 +287,7 @@ def _predict_timelines(args: argparse.Namespace, model: Any, videos: list[str]) 
         raise ConfigError(f"with --timeline each window is one clip: --views 1x1 or 1x3, got {args.views!r}")
     if args.plot and importlib.util.find_spec("matplotlib") is None:
         raise ConfigError(f"--plot needs matplotlib: {PLOT_EXTRA}")
-    with process_group(next(model.parameters()).device):  # under torchrun: each rank its share of the videos
+    with process_group(_device_of(model)):  # under torchrun: each rank its share of the videos
         done = []
         for n in share_of_items(videos):
             try:
@@ -295,7 +325,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     model = _load_model(args)
     labels = read_label_names(args.labels) if args.labels else class_names(model)
     samples = read_video_list(args.list, args.data_root, label_names=labels, num_classes=model.num_classes)
-    with process_group(next(model.parameters()).device):  # under torchrun: each rank its share, merged on rank 0
+    with process_group(_device_of(model)):  # under torchrun: each rank its share, merged on rank 0
         result = evaluate(
             model,
             [(str(s.path), s.label) for s in samples],
@@ -308,6 +338,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     if result is None:  # not rank 0
         return 0
     result["model"] = _model_label(args, model)
+    result["runtime"] = _runtime_label(args)
     print(json.dumps(result, indent=2))
     for failure in result["failed"]:
         print(f"tokshift-zoo evaluate: could not read {failure}", file=sys.stderr)
@@ -316,15 +347,16 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 def _add_inference_parsers(commands: argparse._SubParsersAction) -> None:
     predict = commands.add_parser("predict", help="classify video files; labels with scores")
-    for add in (_add_video_input_options, _add_model_options, _add_view_options, _add_device_options):
+    for add in (_add_model_options, _add_view_options, _add_device_options, _add_runtime_options):
         add(predict)
+    _add_video_input_options(predict)
     predict.add_argument("--topk", type=int, default=5, help="classes to print per video (per window)")
     predict.add_argument("--json", action="store_true", help='one JSON object per video: {"video", "model", ...}')
     _add_timeline_options(predict)
     predict.set_defaults(func=_cmd_predict)
 
     evaluate = commands.add_parser("evaluate", help="top-1, top-5 and mean per-class accuracy on a video list")
-    for add in (_add_model_options, _add_view_options, _add_device_options):
+    for add in (_add_model_options, _add_view_options, _add_device_options, _add_runtime_options):
         add(evaluate)
     _add_list_options(evaluate, "list")
     evaluate.add_argument("--labels", help="class names, one per line (default: the model's)")
@@ -374,6 +406,68 @@ def _add_embed_parser(commands: argparse._SubParsersAction) -> None:
     embed.add_argument("--dtype", choices=["float32", "float16"], default="float32", help="storage dtype")
     embed.add_argument("--shard-size", type=int, default=256, help="videos per shard (what a killed run can lose)")
     embed.set_defaults(func=_cmd_embed)
+
+
+# --- export ------------------------------------------------------------------------------------------------
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from .export import export_model
+    from .ready import load
+
+    model = load(args.name, device="cpu", checkpoint_path=args.checkpoint, **args.model_kwargs)
+    result = export_model(
+        model,
+        args.out,
+        args.format,
+        int8=args.int8,
+        frames=args.frames,
+        dynamic_batch=args.batch == "dynamic",
+        check_clips=args.check_clips,
+    )
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    meta = result["metadata"]
+    print(
+        f"wrote {result['path']} ({result['format']}{', int8' if result['int8'] else ''}, {result['size_mb']} MB, "
+        f"exported in {result['export_s']} s)"
+    )
+    print(f"  input {meta['input']['name']} {meta['input']['shape']} float32; outputs logits, embedding")
+    print(
+        f"  preprocessing: {meta['frames']} frames (trained on {meta['trained_frames']}, {meta['sampling']} sampling"
+        f"{', every ' + str(meta['frame_stride']) + ' frames' if meta['sampling'] == 'dense' else ''}), "
+        f"{meta['size']} crops, mean {meta['mean']} std {meta['std']}, views {meta['views']}, "
+        f"{len(meta['labels']) if meta['labels'] else 0} labels"
+    )
+    print(
+        f"  against eager: max |logit diff| {result['max_abs_diff']:.3g} on one clip; top-1 agreement "
+        f"{result['top1_agreement']:g}% and min embedding cosine {result['embedding_cosine_min']:.6f} on "
+        f"{result['check_clips']} clips"
+    )
+    return 0
+
+
+def _add_export_parser(commands: argparse._SubParsersAction) -> None:
+    export = commands.add_parser(
+        "export",
+        help="export a model to ONNX or torch.export (.pt2) with its preprocessing, checked against eager",
+        description="Export NAME[.TAG] (weights from the usual sources, or --checkpoint) to OUT. The artefact "
+        "carries the preprocessing (frames, stride, size, mean/std, views) and the labels as metadata (ONNX "
+        "metadata_props / the .pt2 extra file tokshift_zoo.json); input clips (B, 3, T, H, W), outputs logits and "
+        "embedding. Needs the [onnx] extra for ONNX.",
+    )
+    export.add_argument("name", help="NAME[.TAG] or hf-hub:ORG/REPO (with --checkpoint, the architecture)")
+    export.add_argument("out", help="the file to write (.onnx or .pt2)")
+    export.add_argument("--checkpoint", help="a local weight file instead of the tag's weights")
+    export.add_argument("--model-kwargs", type=_json_object, default={}, help="model overrides as JSON")
+    export.add_argument("--format", choices=["onnx", "pt2"], help="default: from OUT's suffix (.pt2, else onnx)")
+    export.add_argument("--int8", action="store_true", help="ONNX: dynamic int8 quantisation of the matrix products")
+    export.add_argument("--frames", default=None, help="T of the input, or 'dynamic' (default: the model's own)")
+    export.add_argument("--batch", choices=["1", "dynamic"], default="1", help="batch size of the input")
+    export.add_argument("--check-clips", type=int, default=8, help="random clips for the top-1 agreement check")
+    export.add_argument("--json", action="store_true", help="print the result and metadata as JSON")
+    export.set_defaults(func=_cmd_export)
 
 
 # --- training ----------------------------------------------------------------------------------------------
@@ -487,7 +581,11 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
             )
             print(format_table(result["shift"]))
         elif isinstance(result, dict):
-            print("\n".join(f"{key}: {value}" for key, value in result.items()))
+            for key, value in result.items():
+                if isinstance(value, list) and value and isinstance(value[0], dict):
+                    print(f"-- {key}\n{format_table(value)}")
+                else:
+                    print(f"{key}: {value}")
         else:
             print(format_table(result))
         sys.stdout.flush()
@@ -537,8 +635,9 @@ def _add_benchmark_parser(commands: argparse._SubParsersAction) -> None:
     bench.add_argument(
         "--suite",
         default="model,breakdown,shift,attention",  # benchmark.DEFAULT_SUITES (not imported: torch is slow to load)
-        help="comma list of model,breakdown,shift,attention,decode,loader,memory, or all (default: the first four; "
-        "all takes 7-15 minutes on two CPU cores, the first time 3 more to write the synthetic videos)",
+        help="comma list of model,breakdown,shift,attention,decode,loader,memory,runtime, or all (default: the "
+        "first four; all takes 10-20 minutes on two CPU cores, the first time 3 more to write the synthetic videos; "
+        "runtime needs the [onnx] extra)",
     )
     bench.add_argument("--video", help="decode suite: a long video file (default: write a synthetic 720p30 one)")
     bench.add_argument("--video-seconds", type=float, default=300.0, help="length of the synthetic video")
@@ -603,7 +702,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tokshift-zoo", description=__doc__.split("\n\n")[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
     commands = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_models_parsers, _add_train_parser, _add_inference_parsers, _add_embed_parser, _add_demo_parsers):
+    parsers = (_add_models_parsers, _add_train_parser, _add_inference_parsers, _add_embed_parser, _add_export_parser)
+    for add in (*parsers, _add_demo_parsers):
         add(commands)
     _add_benchmark_parser(commands)
     return parser

@@ -93,8 +93,14 @@ class VideoPreprocess:
 
 
 def _model_device_dtype(model: nn.Module) -> tuple[torch.device, torch.dtype]:
-    param = next(model.parameters())
-    return param.device, param.dtype
+    param = next(model.parameters(), None)  # an exported model run by another runtime has none: CPU float32
+    return (param.device, param.dtype) if param is not None else (torch.device("cpu"), torch.float32)
+
+
+def _data_config(model: nn.Module) -> DataConfig:
+    """The model's data config; an exported model (``tokshift_zoo.export``) carries its own, from its metadata."""
+    config = getattr(model, "data_config", None)
+    return config if isinstance(config, DataConfig) else resolve_data_config(model)
 
 
 def predict_logits(
@@ -116,7 +122,7 @@ def _preprocess_for(model: nn.Module, views: str) -> VideoPreprocess:
     if isinstance(attached, VideoPreprocess) and attached.views == views:
         return attached
     device, dtype = _model_device_dtype(model)
-    return VideoPreprocess(resolve_data_config(model), views, device, dtype)
+    return VideoPreprocess(_data_config(model), views, device, dtype)
 
 
 def class_names(model: nn.Module) -> list[str] | None:
@@ -144,7 +150,8 @@ def predict(
     """Classify one video.
 
     Args:
-        model: a zoo model in eval mode (on any device; the views follow it).
+        model: a zoo model in eval mode (on any device; the views follow it), or an exported one run by
+            another runtime (``tokshift_zoo.export.runtime_model`` / ``load_artefact``).
         video: a path, or decoded uint8 frames (T, H, W, 3) / (T, 3, H, W).
         views: ``"CLIPSxCROPS"``, e.g. ``"1x1"`` (default) or the paper's ``"10x3"``.
         topk: how many classes to return.
@@ -208,7 +215,7 @@ def evaluate(
     samples = list(samples)
     mine = share_of_items([path for path, _ in samples])
     _, dtype = _model_device_dtype(model)
-    preprocess = VideoPreprocess(resolve_data_config(model), views, "cpu", dtype)
+    preprocess = VideoPreprocess(_data_config(model), views, "cpu", dtype)
     loader = DataLoader(_ViewsDataset([samples[i] for i in mine], preprocess), batch_size=None, num_workers=num_workers)
     show = progress and ranks().is_main
     results = []  # (sample index, view-averaged logits (C,) or None, error or None)
@@ -261,7 +268,7 @@ def predict_videos(
     videos = [os.fspath(v) for v in videos]
     mine = share_of_items(videos)
     _, dtype = _model_device_dtype(model)
-    preprocess = VideoPreprocess(resolve_data_config(model), views, "cpu", dtype)
+    preprocess = VideoPreprocess(_data_config(model), views, "cpu", dtype)
     dataset = _ViewsDataset([(videos[i], i) for i in mine], preprocess)
     loader = DataLoader(dataset, batch_size=None, num_workers=num_workers)
     labels = class_names(model)

@@ -1,0 +1,228 @@
+"""Export round trips (ONNX through ONNX Runtime, torch.export's .pt2) on tiny models, the metadata that travels
+with an artefact, the ONNX Runtime runner behind predict/evaluate, and the runtime benchmark suite."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+from conftest import TINY_ARGS
+from videos import index_frames, write_video
+
+pytest.importorskip("onnxruntime", reason="ONNX export tests need the [onnx] extra: pip install 'tokshift-zoo[onnx]'")
+pytest.importorskip("onnxscript", reason="ONNX export tests need the [onnx] extra: pip install 'tokshift-zoo[onnx]'")
+
+import tokshift_zoo  # noqa: E402
+from tokshift_zoo import export  # noqa: E402
+from tokshift_zoo.cli import main  # noqa: E402
+from tokshift_zoo.inference import evaluate, predict  # noqa: E402
+from tokshift_zoo.models.registry import DEFAULT_MODEL  # noqa: E402
+from tokshift_zoo.ready import load  # noqa: E402
+from tokshift_zoo.video.transforms import resolve_data_config  # noqa: E402
+
+TINY = "tokshift_base16_224_8f"
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    torch.manual_seed(0)
+    return tokshift_zoo.create_model(TINY, **TINY_ARGS).eval()
+
+
+@pytest.fixture(scope="module")
+def dynamic_onnx(tiny, tmp_path_factory):
+    """The tiny model exported once to ONNX with a dynamic batch and clip length."""
+    path = tmp_path_factory.mktemp("onnx") / "tiny.onnx"
+    result = export.export_model(tiny, path, frames="dynamic", dynamic_batch=True, check_clips=4)
+    return path, result
+
+
+def _eager(model, clips):
+    with torch.no_grad():
+        embedding = model.forward_head(model.forward_features(clips), pre_logits=True)
+        return model.head(embedding), embedding
+
+
+def test_onnx_round_trip_with_dynamic_batch_and_frames(tiny, dynamic_onnx):
+    path, result = dynamic_onnx
+    assert result["format"] == "onnx" and result["frames"] == "dynamic" and result["dynamic_batch"]
+    assert result["max_abs_diff"] < 1e-4 and result["top1_agreement"] == 100.0  # the check against eager
+    runner = export.load_artefact(path)
+    assert isinstance(runner, export.OnnxRuntimeModel)
+    for batch, frames in ((1, 8), (3, 5), (2, 1), (4, 12)):  # sizes other than the traced (2, 8)
+        clips = torch.randn(batch, 3, frames, 32, 32)
+        logits, embedding = runner.run(clips)
+        expected_logits, expected_embedding = _eager(tiny, clips)
+        assert logits.shape == (batch, 4) and embedding.shape == (batch, 32)
+        torch.testing.assert_close(logits, expected_logits, atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(embedding, expected_embedding, atol=1e-5, rtol=1e-4)
+
+
+def test_metadata_travels_with_the_artefact(tiny, dynamic_onnx):
+    path, result = dynamic_onnx
+    meta = export.read_metadata(path)
+    assert meta == result["metadata"]
+    config = resolve_data_config(tiny)
+    assert meta["frames"] == "dynamic" and meta["trained_frames"] == config.num_frames == 8
+    assert meta["frame_stride"] == 32 and meta["sampling"] == "dense" and meta["size"] == [32, 32]
+    assert meta["mean"] == [0.5, 0.5, 0.5] and meta["std"] == [0.5, 0.5, 0.5]
+    assert meta["views"] == "10x3" and meta["interpolation"] == "bilinear"
+    assert meta["input"]["name"] == "clips" and meta["input"]["shape"] == ["batch", 3, "frames", 32, 32]
+    assert meta["outputs"] == {"logits": ["batch", 4], "embedding": ["batch", 32]}
+    # the runner rebuilds the same preprocessing from the metadata alone
+    assert export.load_artefact(path).data_config == config
+    # read with plain onnx too, as a server in another language would
+    import onnx
+
+    props = {p.key: p.value for p in onnx.load(path).metadata_props}
+    assert json.loads(props["tokshift_zoo"])["mean"] == [0.5, 0.5, 0.5]
+
+
+def test_onnxruntime_predict_and_evaluate_match_eager(tiny, dynamic_onnx, tmp_path):
+    runner = export.load_artefact(dynamic_onnx[0])
+    video = write_video(tmp_path / "clip.mp4", index_frames(range(120)), fps=30)
+    eager = predict(tiny, video, views="2x3", topk=4)
+    onnx = predict(runner, video, views="2x3", topk=4)
+    assert [p["index"] for p in onnx] == [p["index"] for p in eager]
+    torch.testing.assert_close(
+        torch.tensor([p["score"] for p in onnx]), torch.tensor([p["score"] for p in eager]), atol=1e-5, rtol=0
+    )
+    samples = [(str(video), 0), (str(video), 1)]
+    assert evaluate(runner, samples, views="1x3", progress=False) == evaluate(
+        tiny, samples, views="1x3", progress=False
+    )
+
+
+def test_pt2_round_trip_with_dynamic_batch_and_metadata(tiny, tmp_path):
+    path = tmp_path / "tiny.pt2"
+    result = export.export_model(tiny, path, dynamic_batch=True, check_clips=2)
+    assert result["format"] == "pt2" and result["max_abs_diff"] < 1e-5
+    meta = export.read_metadata(path)
+    assert meta["frames"] == 8 and meta["input"]["shape"] == ["batch", 3, 8, 32, 32] and meta["format"] == "pt2"
+    model = export.load_artefact(path)
+    assert isinstance(model, export.ExportedModel) and model.data_config == resolve_data_config(tiny)
+    clips = torch.randn(3, 3, 8, 32, 32)
+    torch.testing.assert_close(model(clips), _eager(tiny, clips)[0], atol=1e-5, rtol=1e-4)
+    with pytest.raises(ValueError, match="needs --format onnx"):
+        export.export_model(tiny, tmp_path / "x.pt2", int8=True)
+
+
+def test_pt2_with_dynamic_frames(tiny, tmp_path):
+    path = tmp_path / "tiny_frames.pt2"
+    export.export_model(tiny, path, frames="dynamic", dynamic_batch=True, check=False)
+    model = export.load_artefact(path)
+    for batch, frames in ((1, 3), (2, 8), (1, 1)):
+        clips = torch.randn(batch, 3, frames, 32, 32)
+        torch.testing.assert_close(model(clips), _eager(tiny, clips)[0], atol=1e-5, rtol=1e-4)
+
+
+def test_fixed_batch_artefact_runs_any_batch_in_chunks(tiny, tmp_path):
+    path = tmp_path / "fixed.onnx"
+    export.export_model(tiny, path, frames=4, check=False)
+    runner = export.load_artefact(path)
+    assert runner.batch == 1 and runner.num_frames == 4
+    clips = torch.randn(3, 3, 4, 32, 32)
+    torch.testing.assert_close(runner(clips), _eager(tiny, clips)[0], atol=1e-5, rtol=1e-4)
+
+
+def test_cli_export_int8_and_predict_evaluate_with_onnxruntime(tmp_path, capsys):
+    out = tmp_path / "demo_int8.onnx"
+    assert main(["export", DEFAULT_MODEL, str(out), "--int8", "--batch", "dynamic", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["int8"] and result["check_clips"] == 8
+    assert result["top1_agreement"] >= 75.0 and result["embedding_cosine_min"] > 0.99
+    meta = export.read_metadata(out)
+    assert meta["int8"] and meta["labels"] == ["moving_left", "moving_right", "moving_up", "moving_down"]
+    assert meta["model"].startswith("tokshift_demo_motion")
+
+    video = tmp_path / "clip.mp4"
+    write_video(video, index_frames(range(40), height=32, width=32), fps=12)
+    assert main(["predict", str(video), "--views", "1x3", "--json", "--device", "cpu"]) == 0
+    eager = json.loads(capsys.readouterr().out)
+    assert main(["predict", str(video), "--views", "1x3", "--json", "--runtime", "onnxruntime"]) == 0
+    onnx = json.loads(capsys.readouterr().out)
+    assert eager["runtime"] == "eager" and onnx["runtime"] == "onnxruntime"
+    for a, b in zip(eager["predictions"], onnx["predictions"], strict=True):
+        assert a["label"] == b["label"] and a["score"] == pytest.approx(b["score"], abs=1e-5)
+
+    (tmp_path / "list.txt").write_text("clip.mp4 moving_left\n")
+    argv = ["evaluate", "--list", str(tmp_path / "list.txt"), "--data-root", str(tmp_path), "--no-progress"]
+    assert main([*argv, "--runtime", "onnxruntime", "--int8"]) == 0
+    assert json.loads(capsys.readouterr().out)["runtime"] == "onnxruntime-int8"
+    assert main([*argv, "--int8"]) == 2  # int8 without ONNX Runtime is a usage error
+    assert "needs --runtime onnxruntime" in capsys.readouterr().err
+
+
+def test_missing_onnx_extra_is_named(tiny, tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import onnxruntime now raises ImportError
+    with pytest.raises(ImportError, match=r"pip install 'tokshift-zoo\[onnx\]'"):
+        export.OnnxRuntimeModel(tmp_path / "any.onnx")
+    with pytest.raises(ImportError, match="onnxruntime"):
+        export.runtime_model(tiny, "onnxruntime", int8=True)
+    assert not list(tmp_path.iterdir())  # nothing half-written
+    monkeypatch.setitem(sys.modules, "onnx", None)
+    assert main(["export", DEFAULT_MODEL, str(tmp_path / "m.onnx")]) == 1
+    assert "pip install 'tokshift-zoo[onnx]'" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
+
+
+def test_core_imports_do_not_pull_the_onnx_extra():
+    code = (
+        "import sys, tokshift_zoo, tokshift_zoo.export, tokshift_zoo.benchmark, tokshift_zoo.cli; "
+        "print(sorted(m for m in ('onnx', 'onnxscript', 'onnxruntime') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_runtime_model_and_errors(tiny):
+    assert export.runtime_model(tiny, "eager") is tiny
+    with pytest.raises(ValueError, match="runtime must be one of"):
+        export.runtime_model(tiny, "tensorrt")
+    with pytest.raises(ValueError, match="frames must be"):
+        export.export_model(tiny, "x.onnx", frames="many")
+
+
+def test_runtime_suite_on_a_tiny_model():
+    from tokshift_zoo.benchmark import runtime_suite
+
+    rows = runtime_suite(
+        model_kwargs=TINY_ARGS, num_frames=4, reps=3, compile_backend="aot_eager", agreement_clips=3, min_seconds=0.02
+    )
+    by = {row["runtime"]: row for row in rows}
+    assert list(by) == ["eager fp32", "torch.compile", "onnxruntime fp32", "onnxruntime int8"]
+    assert by["eager fp32"]["vs_eager"] == 1.0 and by["eager fp32"]["max_abs_diff"] == 0.0  # against itself
+    for row in rows:
+        assert row["top1_agreement"] == 100.0 or row["runtime"] == "onnxruntime int8"
+        assert row["ms_min"] <= row["ms"] and row["vs_eager_range"][0] <= row["vs_eager"] <= row["vs_eager_range"][1]
+    assert by["torch.compile"]["max_abs_diff"] < 1e-5 and by["onnxruntime fp32"]["max_abs_diff"] < 1e-4
+    assert by["onnxruntime fp32"]["embedding_cosine_min"] > 0.99999
+    assert 0 < by["onnxruntime int8"]["max_abs_diff"] < 0.1 and by["onnxruntime int8"]["embedding_cosine_min"] > 0.99
+
+
+def test_runtime_accuracy_of_the_demo_model(tmp_path):
+    from tokshift_zoo.benchmark import runtime_accuracy
+
+    rows = runtime_accuracy(num_clips=4, workdir=tmp_path, runtimes=(("eager", False), ("onnxruntime", True)))
+    assert [row["runtime"] for row in rows] == ["eager", "onnxruntime-int8"]
+    assert all(row["clips"] == 4 for row in rows)
+    assert rows[0]["top1_vs_eager"] == 0.0
+    assert rows[1]["top1_vs_eager"] == pytest.approx(rows[1]["top1"] - rows[0]["top1"])
+    # the demo model knows its task; int8 may flip at most one of four clips
+    assert rows[0]["top1"] >= 75.0 and abs(rows[1]["top1_vs_eager"]) <= 25.0
+    assert (tmp_path / "list.txt").exists()
+    assert load(DEFAULT_MODEL, device="cpu").num_classes == 4
+
+
+@pytest.mark.cuda
+def test_onnxruntime_runtime_of_a_cuda_model_leaves_it_there(tiny):
+    import copy
+
+    model = copy.deepcopy(tiny).cuda()
+    runner = export.runtime_model(model, "onnxruntime")
+    assert next(model.parameters()).is_cuda  # exported from a CPU copy
+    clips = torch.randn(2, 3, 8, 32, 32)
+    torch.testing.assert_close(runner(clips), _eager(tiny, clips)[0], atol=1e-5, rtol=1e-4)

@@ -1,0 +1,503 @@
+"""Deploy: ONNX and ``torch.export`` artefacts that carry their preprocessing, int8, and an ONNX Runtime runner.
+
+An artefact holds the model's graph and weights and, as metadata, everything a server needs to turn a video into
+its input: clip length, frame stride and sampling, crop size, interpolation, mean/std, the test views, and the
+class names (ONNX: the model's ``metadata_props``; ``.pt2``: the extra file ``tokshift_zoo.json``). Its input is
+``clips``, float32 (B, 3, T, H, W) normalised as the metadata says; its outputs are ``logits`` (B, classes) and
+``embedding`` (B, D), the time-averaged class token the head reads.
+
+``export_model`` writes one (``torch.onnx.export(..., dynamo=True)`` or ``torch.export``; int8: ONNX Runtime's
+dynamic quantisation of the matrix products' weights) and checks it against the eager model. ``OnnxRuntimeModel``
+runs an ONNX artefact with ONNX Runtime behind the model interface ``predict`` and ``evaluate`` use;
+``runtime_model`` exports a loaded model for it. onnx, onnxscript and onnxruntime are the ``[onnx]`` extra and are
+imported only here, when used.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import dataclasses
+import importlib
+import json
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+from .atomic import atomic_write
+from .errors import ConfigError, TokShiftZooError
+from .video.transforms import DataConfig, resolve_data_config
+
+__all__ = [
+    "FORMATS",
+    "RUNTIMES",
+    "ExportError",
+    "ExtraNotInstalledError",
+    "ExportedModel",
+    "OnnxRuntimeModel",
+    "artefact_metadata",
+    "check_artefact",
+    "export_model",
+    "load_artefact",
+    "read_metadata",
+    "require",
+    "runtime_model",
+]
+
+FORMATS = ("onnx", "pt2")
+RUNTIMES = ("eager", "onnxruntime")
+METADATA_FILE = "tokshift_zoo.json"  # the .pt2 extra file holding the metadata
+INPUT_NAME, OUTPUT_NAMES = "clips", ("logits", "embedding")
+_MAX_BATCH, _MAX_FRAMES = 4096, 1024  # bounds of the dynamic dimensions
+
+
+class ExportError(TokShiftZooError, RuntimeError):
+    """The exporter (torch.export, or torch.onnx's translation) could not capture the model as asked."""
+
+
+class ExtraNotInstalledError(TokShiftZooError, ImportError):
+    """A module of the ``[onnx]`` extra (onnx, onnxscript, onnxruntime) is not installed."""
+
+
+def require(module: str) -> Any:
+    """Import one of the ``[onnx]`` extra's modules (onnx, onnxscript, onnxruntime) or say how to install it.
+
+    Raises:
+        ExtraNotInstalledError: an ImportError naming the module and ``pip install 'tokshift-zoo[onnx]'``.
+    """
+    try:
+        return importlib.import_module(module)
+    except ImportError as err:
+        raise ExtraNotInstalledError(
+            f"ONNX export and ONNX Runtime need the {module.split('.')[0]} package, which is not installed: "
+            "pip install 'tokshift-zoo[onnx]'"
+        ) from err
+
+
+# --- metadata -------------------------------------------------------------------------------------------------
+
+
+def artefact_metadata(
+    model: nn.Module, frames: int | None, dynamic_batch: bool, int8: bool = False, fmt: str = "onnx"
+) -> dict[str, Any]:
+    """What a server needs besides the graph: preprocessing, views, labels and the input's shape.
+
+    Args:
+        model: the zoo model being exported.
+        frames: T of the exported input, or None for a dynamic T.
+        dynamic_batch: whether B is dynamic (else 1).
+
+    Returns:
+        A JSON-ready dict; ``data_config`` is ``DataConfig``'s fields (``DataConfig(**data_config)`` rebuilds it).
+    """
+    from . import __version__
+
+    config = resolve_data_config(model)
+    labels = getattr(model, "labels", None) or model.pretrained_cfg.get("label_names")
+    cfg = model.pretrained_cfg
+    name = cfg.get("architecture", "") + (f".{cfg['tag']}" if cfg.get("tag") else "")
+    height, width = config.crop_size
+    return {
+        "format": fmt,
+        "model": name,
+        "int8": int8,
+        "tokshift_zoo_version": __version__,
+        "torch_version": torch.__version__,
+        "input": {
+            "name": INPUT_NAME,
+            "shape": ["batch" if dynamic_batch else 1, config.input_size[0], frames or "frames", height, width],
+            "dtype": "float32",
+            "layout": "(B, C, T, H, W): RGB frames scaled to [0, 1], then (x - mean) / std per channel",
+        },
+        "outputs": {OUTPUT_NAMES[0]: ["batch", model.num_classes], OUTPUT_NAMES[1]: ["batch", model.num_features]},
+        "frames": frames or "dynamic",
+        "trained_frames": config.num_frames,
+        "frame_stride": config.frame_stride,
+        "sampling": config.sampling,
+        "size": [height, width],
+        "interpolation": config.interpolation,
+        "crop_pct": config.crop_pct,
+        "mean": list(config.mean),
+        "std": list(config.std),
+        "views": f"{config.test_clips}x{config.test_crops}",
+        "view_averaging": "mean of the views' logits, then softmax",
+        "labels": list(labels) if labels is not None and len(labels) == model.num_classes else None,
+        "data_config": json.loads(json.dumps(dataclasses.asdict(config))),
+    }
+
+
+def _metadata_config(metadata: dict[str, Any]) -> DataConfig:
+    fields = dict(metadata["data_config"])
+    for key in ("input_size", "mean", "std", "train_scale"):
+        if fields.get(key) is not None:
+            fields[key] = tuple(fields[key])
+    return DataConfig(**fields)
+
+
+def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
+    """The metadata of an ``.onnx`` or ``.pt2`` artefact (see ``artefact_metadata``).
+
+    Raises:
+        ConfigError: (a ValueError) the file is not an artefact written by ``export_model``.
+    """
+    path = Path(path)
+    if _format_of(path) == "pt2":
+        extra = {METADATA_FILE: ""}
+        torch.export.load(path, extra_files=extra)
+        text = extra[METADATA_FILE]
+    else:
+        onnx = require("onnx")
+        props = {p.key: p.value for p in onnx.load(path, load_external_data=False).metadata_props}
+        text = props.get("tokshift_zoo", "")
+    if not text:
+        raise ConfigError(f"{path}: no tokshift_zoo metadata; expected an artefact written by `tokshift-zoo export`")
+    return json.loads(text)
+
+
+def _format_of(path: Path, fmt: str | None = None) -> str:
+    fmt = fmt or ("pt2" if path.suffix == ".pt2" else "onnx")
+    if fmt not in FORMATS:
+        raise ConfigError(f"format must be one of {FORMATS}, got {fmt!r}")
+    return fmt
+
+
+# --- export -------------------------------------------------------------------------------------------------
+
+
+class _LogitsAndEmbedding(nn.Module):
+    """The graph that is exported: clips -> (logits, embedding); the head reads the embedding, so both come at
+    the cost of one forward."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, clips: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        embedding = self.model.forward_head(self.model.forward_features(clips), pre_logits=True)
+        return self.model.head(embedding), embedding
+
+
+def _dynamic_shapes(frames: int | None, dynamic_batch: bool) -> dict[str, dict[int, Any]] | None:
+    dims: dict[int, Any] = {}
+    if dynamic_batch:
+        dims[0] = torch.export.Dim("batch", min=1, max=_MAX_BATCH)
+    if frames is None:
+        dims[2] = torch.export.Dim("frames", min=1, max=_MAX_FRAMES)
+    return {INPUT_NAME: dims} if dims else None
+
+
+def _example(model: nn.Module, frames: int | None, dynamic_batch: bool, seed: int = 0) -> torch.Tensor:
+    # a dynamic dimension is traced at a size other than 1, which torch.export would specialise on
+    batch = 2 if dynamic_batch else 1
+    num_frames = frames or max(model.num_frames, 2)
+    height, width = model.patch_embed.img_size
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randn(batch, model.in_chans, num_frames, height, width, generator=generator)
+
+
+class _DropQuantizerAdvice(logging.Filter):
+    """onnxruntime.quantization logs on the root logger: a line per tensor at INFO, and advice to pre-process the
+    model first (shape inference for static quantisation), which dynamic quantisation does not need."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno > logging.INFO and "pre-processing before quantization" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def _quantizer_advice_dropped() -> Iterator[None]:
+    root, advice = logging.getLogger(), _DropQuantizerAdvice()
+    root.addFilter(advice)
+    try:
+        yield
+    finally:
+        root.removeFilter(advice)
+
+
+@contextlib.contextmanager
+def _quiet_loggers(*names: str) -> Iterator[None]:
+    loggers = [logging.getLogger(name) for name in names]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+
+
+def _write_onnx(
+    module: nn.Module, example: torch.Tensor, path: Path, dynamic: Any, metadata: dict[str, Any], int8: bool
+) -> None:
+    onnx = require("onnx")
+    require("onnxscript")  # torch.onnx's dynamo exporter translates with it
+    with _quiet_loggers("onnxscript", "onnx_ir"):  # its optimiser logs every rewrite at INFO (`tokshift-zoo -v`)
+        program = torch.onnx.export(
+            module,
+            (example,),
+            dynamo=True,
+            input_names=[INPUT_NAME],
+            output_names=list(OUTPUT_NAMES),
+            dynamic_shapes=dynamic,
+            optimize=True,
+            verbose=False,
+        )
+    proto = program.model_proto
+    if int8:
+        quantization = require("onnxruntime.quantization")
+        with tempfile.TemporaryDirectory() as tmp, _quantizer_advice_dropped():
+            # dynamic quantisation: int8 weights of the matrix products, activations quantised on the fly
+            quantization.quantize_dynamic(
+                proto,
+                Path(tmp) / "int8.onnx",
+                op_types_to_quantize=["MatMul", "Gemm"],
+                weight_type=quantization.QuantType.QInt8,
+            )
+            proto = onnx.load(Path(tmp) / "int8.onnx")
+    del proto.metadata_props[:]
+    onnx.helper.set_model_props(proto, {"tokshift_zoo": json.dumps(metadata)})
+    atomic_write(path, lambda tmp: onnx.save(proto, tmp))
+
+
+def _write_pt2(module: nn.Module, example: torch.Tensor, path: Path, dynamic: Any, metadata: dict[str, Any]) -> None:
+    program = torch.export.export(module, (example,), dynamic_shapes=dynamic)
+    atomic_write(path, lambda tmp: torch.export.save(program, tmp, extra_files={METADATA_FILE: json.dumps(metadata)}))
+
+
+def export_model(
+    model: nn.Module,
+    out: str | os.PathLike,
+    fmt: str | None = None,
+    int8: bool = False,
+    frames: int | str | None = None,
+    dynamic_batch: bool = False,
+    check: bool = True,
+    check_clips: int = 8,
+) -> dict[str, Any]:
+    """Export a zoo model to an ONNX or ``.pt2`` artefact with its preprocessing metadata, and check it.
+
+    Args:
+        model: a zoo model (its weights as loaded); exported in eval mode, float32, on CPU.
+        out: the file to write (written to a temporary name, then renamed).
+        fmt: ``"onnx"`` or ``"pt2"``; by default from ``out``'s suffix (``.pt2``, else ONNX).
+        int8: ONNX only: ONNX Runtime's dynamic int8 quantisation of the MatMul/Gemm weights.
+        frames: T of the input: an int, ``"dynamic"`` (any T from 1 to 1024), or None (the model's own).
+        dynamic_batch: any batch size (1 to 4096) instead of 1.
+        check: run the artefact against the eager model (see ``check_artefact``).
+        check_clips: clips for the top-1 agreement (int8).
+
+    Returns:
+        ``{"path", "format", "int8", "frames", "dynamic_batch", "export_s", "size_mb", "metadata"}`` plus, when
+        checked, ``check_artefact``'s figures.
+
+    Raises:
+        ConfigError: (a ValueError) an unknown format or frames value, or int8 with ``.pt2``.
+        ExportError: the exporter could not capture the model (e.g. a dynamic T it cannot keep symbolic).
+        ExtraNotInstalledError: (an ImportError) onnx / onnxscript / onnxruntime missing.
+    """
+    path = Path(out)
+    fmt = _format_of(path, fmt)
+    if int8 and fmt != "onnx":
+        raise ConfigError("--int8 is ONNX Runtime's dynamic quantisation: it needs --format onnx, got pt2")
+    for module in ("onnx", "onnxscript", "onnxruntime") if fmt == "onnx" else ():
+        require(module)  # before minutes of export, not after
+    if frames == "dynamic":
+        num_frames = None
+    elif frames is None:
+        num_frames = model.num_frames
+    elif isinstance(frames, int) or (isinstance(frames, str) and frames.isdigit()):
+        num_frames = int(frames)
+        if num_frames < 1:
+            raise ConfigError(f"frames must be at least 1 or 'dynamic', got {frames}")
+    else:
+        raise ConfigError(f"frames must be a number of frames or 'dynamic', got {frames!r}")
+    param = next(model.parameters())
+    if param.device.type != "cpu" or param.dtype != torch.float32 or model.training:
+        model = copy.deepcopy(model).to("cpu", torch.float32).eval()  # leave the caller's model as it was
+    metadata = artefact_metadata(model, num_frames, dynamic_batch, int8, fmt)
+    module = _LogitsAndEmbedding(model).eval()
+    example = _example(model, num_frames, dynamic_batch)
+    dynamic = _dynamic_shapes(num_frames, dynamic_batch)
+    started = time.perf_counter()
+    with torch.no_grad():
+        try:
+            if fmt == "onnx":
+                _write_onnx(module, example, path, dynamic, metadata, int8)
+            else:
+                _write_pt2(module, example, path, dynamic, metadata)
+        except (ImportError, OSError, TokShiftZooError):
+            raise
+        except Exception as err:  # torch.export's and the ONNX translator's many error types: say what failed
+            shape = metadata["input"]["shape"]
+            detail = "; ".join(line.strip() for line in str(err).strip().splitlines()[:3])
+            raise ExportError(f"could not export {metadata['model']} to {fmt} for input {shape}: {detail}") from err
+    result: dict[str, Any] = {
+        "path": str(path),
+        "format": fmt,
+        "int8": int8,
+        "frames": num_frames or "dynamic",
+        "dynamic_batch": dynamic_batch,
+        "export_s": round(time.perf_counter() - started, 1),
+        "size_mb": round(path.stat().st_size / 1e6, 1),
+    }
+    if check:
+        result.update(check_artefact(model, load_artefact(path), num_frames or model.num_frames, check_clips))
+    result["metadata"] = metadata
+    return result
+
+
+# --- running artefacts ------------------------------------------------------------------------------------------
+
+
+class _ArtefactModel(nn.Module):
+    """What ``predict`` and ``evaluate`` read from a model, taken from an artefact's metadata."""
+
+    def __init__(self, metadata: dict[str, Any]) -> None:
+        super().__init__()
+        self.metadata = metadata
+        self.data_config = _metadata_config(metadata)
+        self.num_classes = metadata["outputs"][OUTPUT_NAMES[0]][-1]
+        self.labels = metadata["labels"]
+        self.pretrained_cfg = {"architecture": metadata["model"], "label_names": metadata["labels"]}
+        self.num_frames = metadata["frames"] if isinstance(metadata["frames"], int) else None
+        self.batch = metadata["input"]["shape"][0] if isinstance(metadata["input"]["shape"][0], int) else None
+
+    def forward(self, clips: torch.Tensor) -> torch.Tensor:
+        """Clips (B, 3, T, H, W), normalised -> logits (B, num_classes) float32."""
+        return self.run(clips)[0]
+
+    def embed(self, clips: torch.Tensor) -> torch.Tensor:
+        """Clips (B, 3, T, H, W), normalised -> clip embeddings (B, D) float32."""
+        return self.run(clips)[1]
+
+    def run(self, clips: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Clips -> (logits, embedding); a fixed-batch artefact is run in chunks of its batch, the last padded."""
+        clips = clips.detach().to("cpu", torch.float32)
+        if self.batch is None or clips.shape[0] == self.batch:
+            return self._run(clips)
+        outputs = []
+        for chunk in clips.split(self.batch):
+            padded = torch.cat([chunk, chunk.new_zeros(self.batch - chunk.shape[0], *chunk.shape[1:])])
+            outputs.append([out[: chunk.shape[0]] for out in self._run(padded)])
+        return torch.cat([o[0] for o in outputs]), torch.cat([o[1] for o in outputs])
+
+    def _run(self, clips: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+    def extra_repr(self) -> str:
+        return f"model={self.metadata['model']!r}, format={self.metadata['format']}, int8={self.metadata['int8']}"
+
+
+class OnnxRuntimeModel(_ArtefactModel):
+    """An ONNX artefact run by ONNX Runtime (CPU), with the interface ``predict`` and ``evaluate`` use.
+
+    Args:
+        path: an ``.onnx`` file written by ``export_model``.
+        threads: ONNX Runtime's intra-op threads (default: torch's thread count, so both use the same cores).
+        providers: execution providers (default CPU).
+    """
+
+    def __init__(
+        self, path: str | os.PathLike, threads: int | None = None, providers: Sequence[str] = ("CPUExecutionProvider",)
+    ) -> None:
+        ort = require("onnxruntime")
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or torch.get_num_threads()
+        options.log_severity_level = 3  # errors only
+        session = ort.InferenceSession(os.fspath(path), options, providers=list(providers))
+        text = session.get_modelmeta().custom_metadata_map.get("tokshift_zoo")
+        if not text:
+            raise ConfigError(f"{path}: no tokshift_zoo metadata; expected an artefact of `tokshift-zoo export`")
+        super().__init__(json.loads(text))
+        self.session = session
+        self.runtime = "onnxruntime-int8" if self.metadata["int8"] else "onnxruntime"
+
+    def _run(self, clips: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        logits, embedding = self.session.run(list(OUTPUT_NAMES), {INPUT_NAME: clips.contiguous().numpy()})
+        return torch.from_numpy(logits), torch.from_numpy(embedding)
+
+
+class ExportedModel(_ArtefactModel):
+    """A ``.pt2`` artefact (``torch.export``) run by PyTorch, with the interface ``predict`` and ``evaluate`` use."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        extra = {METADATA_FILE: ""}
+        program = torch.export.load(path, extra_files=extra)
+        if not extra[METADATA_FILE]:
+            raise ConfigError(f"{path}: no {METADATA_FILE}; expected an artefact written by `tokshift-zoo export`")
+        super().__init__(json.loads(extra[METADATA_FILE]))
+        self.program = program.module()
+        self.runtime = "torch.export"
+
+    def _run(self, clips: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        with torch.no_grad():
+            logits, embedding = self.program(clips)
+        return logits, embedding
+
+
+def load_artefact(path: str | os.PathLike, threads: int | None = None) -> _ArtefactModel:
+    """An ``.onnx`` (ONNX Runtime) or ``.pt2`` (PyTorch) artefact, ready for ``predict`` / ``evaluate``."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such artefact (expected an .onnx or .pt2 file)")
+    return ExportedModel(path) if _format_of(path) == "pt2" else OnnxRuntimeModel(path, threads)
+
+
+def check_artefact(
+    model: nn.Module, artefact: nn.Module, num_frames: int, clips: int = 8, seed: int = 0
+) -> dict[str, Any]:
+    """The artefact against the eager model on random clips (B=1, T=``num_frames``).
+
+    Returns:
+        ``{"max_abs_diff"}`` of the logits on the first clip, ``{"top1_agreement"}`` (% of ``clips`` clips whose
+        top-1 class is the same), and ``{"embedding_cosine_min"}`` (the smallest cosine similarity of the clip
+        embeddings), ``"check_clips"``.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    height, width = model.patch_embed.img_size
+    batch = torch.randn(clips, model.in_chans, num_frames, height, width, generator=generator)
+    agree, cosines, first_diff = 0, [], None
+    for clip in batch.split(1):
+        with torch.no_grad():
+            features = model.forward_head(model.forward_features(clip), pre_logits=True)
+            expected = model.head(features)
+        logits, embedding = artefact.run(clip)
+        if first_diff is None:
+            first_diff = float((logits - expected).abs().max())
+        agree += int(logits.argmax(-1).item() == expected.argmax(-1).item())
+        cosines.append(float(torch.nn.functional.cosine_similarity(embedding, features).min()))
+    return {
+        "max_abs_diff": first_diff,
+        "top1_agreement": round(100.0 * agree / clips, 2),
+        "embedding_cosine_min": round(min(cosines), 6),
+        "check_clips": clips,
+    }
+
+
+def runtime_model(
+    model: nn.Module, runtime: str = "eager", int8: bool = False, threads: int | None = None
+) -> nn.Module:
+    """``model`` itself for ``"eager"``; for ``"onnxruntime"`` the model exported (dynamic batch, its own T) to
+    ONNX, int8 if asked, and loaded in ONNX Runtime: pass the result to ``predict`` or ``evaluate``.
+
+    Raises:
+        ConfigError: (a ValueError) an unknown runtime, or int8 with eager.
+    """
+    if runtime not in RUNTIMES:
+        raise ConfigError(f"runtime must be one of {RUNTIMES}, got {runtime!r}")
+    if runtime == "eager":
+        if int8:
+            raise ConfigError("int8 is ONNX Runtime's dynamic quantisation: use it with runtime='onnxruntime'")
+        return model
+    require("onnxruntime")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "model.onnx"
+        export_model(model, path, "onnx", int8=int8, dynamic_batch=True, check=False)
+        return OnnxRuntimeModel(path, threads)  # the session holds the graph: the file may go
