@@ -635,9 +635,9 @@ def _add_benchmark_parser(commands: argparse._SubParsersAction) -> None:
     bench.add_argument(
         "--suite",
         default="model,breakdown,shift,attention",  # benchmark.DEFAULT_SUITES (not imported: torch is slow to load)
-        help="comma list of model,breakdown,shift,attention,decode,loader,memory,runtime, or all (default: the "
-        "first four; all takes 10-20 minutes on two CPU cores, the first time 3 more to write the synthetic videos; "
-        "runtime needs the [onnx] extra)",
+        help="comma list of model,breakdown,shift,attention,decode,loader,memory,runtime,scale, or all (default: "
+        "the first four; all takes 10-20 minutes on two CPU cores, the first time 3 more to write the synthetic "
+        "videos, and scale 10-20 more; runtime needs the [onnx] extra)",
     )
     bench.add_argument("--video", help="decode suite: a long video file (default: write a synthetic 720p30 one)")
     bench.add_argument("--video-seconds", type=float, default=300.0, help="length of the synthetic video")

@@ -1,10 +1,9 @@
-"""From one video to many: embed's videos/s in one process and in two under torchrun, the share of its time spent
-decoding, and how a 10x3 evaluate's decoding compares with its model time.
-
-    python benchmarks/scale.py [--models tokshift_base16_224_8f,tokshift_demo_motion] [--videos 8] [--rounds 3]
+"""Many videos: embed's videos/s in one process and in two under torchrun, the share of its time spent decoding,
+and how a 10x3 evaluate's decoding compares with its model time (``tokshift-zoo benchmark --suite scale``).
 
 Inputs: Kinetics-like clips (10 s, 340x256, 30 fps, H.264 with x264's keyframe interval and B-frames, written
-once into --workdir). Models have random weights (a checkpoint written here; speed does not depend on values).
+once by ``videos.write_long_video``, as the loader suite's). Models have random weights (a checkpoint written
+beside the clips; speed does not depend on the values).
 
 - ``embed``: ``tokshift-zoo embed`` over the clips, views 1x1, no loader workers (so the time waiting for views is
   all decoding and cropping), as one process with torch using every core, one process with one thread, and two
@@ -20,7 +19,6 @@ once into --workdir). Models have random weights (a checkpoint written here; spe
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import socket
@@ -29,53 +27,38 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
+from .core import BASE_REFERENCE, cache_dir
+from .videos import write_long_video
+
+__all__ = ["scale_suite", "embed_suite", "evaluate_10x3"]
+
+SOURCE_ROOT = Path(__file__).resolve().parents[2]  # the folder holding tokshift_zoo, for the processes started
 
 
 def _write_clips(folder: Path, count: int, seconds: float = 10.0, size: tuple[int, int] = (340, 256)) -> list[str]:
-    """Kinetics-like clips: a textured scene panning with a square crossing it (every frame differs)."""
-    import av
-
-    width, height = size
     paths = []
     for index in range(count):
         path = folder / f"clip_{index:03d}.mp4"
+        if not path.exists():
+            write_long_video(path, seconds, 30, *size, seed=index)
         paths.append(str(path))
-        if path.exists():
-            continue
-        rng = np.random.default_rng(index)
-        canvas = rng.integers(0, 256, (height + 128, width + 256, 3), dtype=np.uint8)
-        canvas = np.asarray(torch.nn.functional.avg_pool2d(torch.from_numpy(canvas).permute(2, 0, 1).float(), 9, 1, 4))
-        canvas = canvas.transpose(1, 2, 0).astype(np.uint8)
-        tmp = path.with_name(f".{path.stem}.incomplete.mp4")
-        with av.open(str(tmp), mode="w") as container:
-            stream = container.add_stream("libx264", rate=30)
-            stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-            stream.options = {"preset": "veryfast", "x264-params": "keyint=250:bframes=3"}
-            for t in range(round(seconds * 30)):
-                frame = canvas[t % 128 : t % 128 + height, (2 * t) % 256 : (2 * t) % 256 + width].copy()
-                top, left = (7 * t) % (height - 40), (11 * t) % (width - 40)
-                frame[top : top + 40, left : left + 40] = (40 * t) % 256
-                container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
-            container.mux(stream.encode())
-        os.replace(tmp, path)
     return paths
 
 
 def _checkpoint(name: str, folder: Path) -> Path:
     from safetensors.torch import save_file
 
-    import tokshift_zoo
+    from ..factory import create_model
 
     path = folder / f"{name}_random.safetensors"
     if not path.exists():
-        save_file(tokshift_zoo.create_model(name).state_dict(), path)
+        save_file(create_model(name).state_dict(), path)
     return path
 
 
@@ -90,7 +73,7 @@ def _embed_run(
 ) -> dict[str, Any]:
     cli = ["-m", "tokshift_zoo.cli", "embed", *clips, "--output", str(output), "--model", name]
     cli += ["--checkpoint", str(checkpoint), "--device", "cpu", "--no-progress", "--num-workers", "0"]
-    env = dict(os.environ, PYTHONPATH=str(REPO), GLOO_SOCKET_IFNAME="lo", OMP_NUM_THREADS=str(threads))
+    env = dict(os.environ, PYTHONPATH=str(SOURCE_ROOT), GLOO_SOCKET_IFNAME="lo", OMP_NUM_THREADS=str(threads))
     if processes == 1:
         cmd = [sys.executable, *cli]
     else:
@@ -141,12 +124,14 @@ def embed_suite(names: list[str], clips: list[str], workdir: Path, rounds: int) 
 
 
 def evaluate_10x3(name: str, clips: list[str], threads: int) -> dict[str, Any]:
-    import tokshift_zoo
-    from tokshift_zoo.inference import VideoPreprocess
+    from ..factory import create_model
+    from ..inference import VideoPreprocess
+    from ..video.transforms import resolve_data_config
 
+    before = torch.get_num_threads()
     torch.set_num_threads(threads)
-    model = tokshift_zoo.create_model(name).eval()
-    preprocess = VideoPreprocess(tokshift_zoo.resolve_data_config(model), "10x3")
+    model = create_model(name).eval()
+    preprocess = VideoPreprocess(resolve_data_config(model), "10x3")
     decode, forward = [], []
     with torch.inference_mode():
         three = preprocess(clips[0])[:3]  # the model's input: its time does not depend on the pixels
@@ -160,6 +145,7 @@ def evaluate_10x3(name: str, clips: list[str], threads: int) -> dict[str, Any]:
                 else:
                     model(three)
                     forward.append(10 * (time.perf_counter() - tick))
+    torch.set_num_threads(before)
     ratios = [d / m for d, m in zip(decode, forward, strict=True)]
     return {
         "model": name,
@@ -171,37 +157,20 @@ def evaluate_10x3(name: str, clips: list[str], threads: int) -> dict[str, Any]:
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--models", default="tokshift_base16_224_8f,tokshift_demo_motion")
-    parser.add_argument("--videos", type=int, default=8, help="clips embedded per run")
-    parser.add_argument("--rounds", type=int, default=3, help="rounds of the three process/thread settings")
-    parser.add_argument("--eval-clips", type=int, default=4, help="clips timed for the 10x3 ratio")
-    parser.add_argument("--workdir", default=os.path.expanduser("~/.cache/tokshift_zoo/benchmark/scale"))
-    parser.add_argument("--json", help="also write the figures here")
-    args = parser.parse_args()
-    workdir = Path(args.workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
-    clips = _write_clips(workdir, max(args.videos, args.eval_clips))
-    names = [n.strip() for n in args.models.split(",") if n.strip()]
-    result: dict[str, Any] = {
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "cpus": os.cpu_count(),
-        "torch": torch.__version__,
-        "loadavg_1min_start": round(os.getloadavg()[0], 2),
+def scale_suite(
+    models: Sequence[str] = ("tokshift_demo_motion", BASE_REFERENCE),
+    videos: int = 8,
+    rounds: int = 3,
+    eval_clips: int = 2,
+    workdir: str | os.PathLike | None = None,
+) -> dict[str, Any]:
+    """Both parts for each model: ``{"embed": rows, "evaluate_10x3": rows}`` (see the module doc). ``videos``
+    clips per embed run, ``rounds`` rounds of the three process settings, ``eval_clips`` clips timed for 10x3."""
+    folder = Path(workdir) if workdir is not None else cache_dir() / "scale_340x256_10s"
+    folder.mkdir(parents=True, exist_ok=True)
+    clips = _write_clips(folder, max(videos, eval_clips))
+    threads = sorted({os.cpu_count() or 1, 1}, reverse=True)
+    return {
+        "embed": embed_suite(list(models), clips[:videos], folder, rounds),
+        "evaluate_10x3": [evaluate_10x3(name, clips[:eval_clips], n) for name in models for n in threads],
     }
-    result["embed"] = embed_suite(names, clips[: args.videos], workdir, args.rounds)
-    print(json.dumps(result["embed"], indent=1), flush=True)
-    result["evaluate_10x3"] = [
-        evaluate_10x3(name, clips[: args.eval_clips], threads)
-        for name in names
-        for threads in sorted({os.cpu_count() or 1, 1}, reverse=True)
-    ]
-    result["loadavg_1min_end"] = round(os.getloadavg()[0], 2)
-    print(json.dumps(result, indent=1))
-    if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=1) + "\n")
-
-
-if __name__ == "__main__":
-    main()
