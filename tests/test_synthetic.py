@@ -1,4 +1,5 @@
-"""The synthetic motion task: the object moves the stated way, and single frames carry no direction."""
+"""The synthetic motion task: the object moves the stated way, either polarity occurs, and single frames carry no
+direction."""
 
 from __future__ import annotations
 
@@ -8,35 +9,61 @@ import pytest
 from tokshift_zoo import load_video
 from tokshift_zoo.synthetic import MOTION_LABELS, make_motion_clip, write_motion_dataset
 
+# small objects on long paths over a steady camera: every pixel shows the background in most frames, so the
+# per-pixel median over time is the background and the object is what differs from it, brighter or darker
+STEADY = dict(plain=True, size=(0.1, 0.16), travel=(0.5, 0.75))
+
+
+def object_mask(clip: np.ndarray) -> np.ndarray:
+    """(T, H, W) bool: where a frame differs from the clip's background (its per-pixel median over time)."""
+    frames = clip.astype(float)
+    return np.abs(frames - np.median(frames, axis=0)).sum(axis=-1) > 40
+
 
 def object_centres(clip: np.ndarray) -> np.ndarray:
-    """(T, 2) centroid (y, x) of the bright object in each frame (the background is darker by construction)."""
-    brightness = clip.astype(float).max(axis=-1)
-    mask = brightness > 0.5 * 255  # the object's darker colour is at least 0.75 * 0.55 of full brightness
+    """(T, 2) centroid (y, x) of the object in each frame."""
     ys, xs = np.mgrid[0 : clip.shape[1], 0 : clip.shape[2]]
-    return np.stack([[ys[m].mean(), xs[m].mean()] for m in mask])
+    return np.stack([[ys[m].mean(), xs[m].mean()] for m in object_mask(clip)])
 
 
+@pytest.mark.parametrize("darker", [0.0, 1.0])
 @pytest.mark.parametrize("label, axis, sign", [(0, 1, -1), (1, 1, 1), (2, 0, -1), (3, 0, 1)])
-def test_the_object_moves_the_stated_direction(label, axis, sign):
-    for seed in range(10):
-        clip = make_motion_clip(MOTION_LABELS[label], num_frames=8, height=48, width=64, rng=seed)
+def test_the_object_moves_the_stated_direction(label, axis, sign, darker):
+    for seed in range(6):
+        clip = make_motion_clip(
+            MOTION_LABELS[label], num_frames=8, height=48, width=64, rng=seed, darker=darker, **STEADY
+        )
         assert clip.shape == (8, 48, 64, 3) and clip.dtype == np.uint8
         steps = np.diff(object_centres(clip), axis=0)
         assert np.all(sign * steps[:, axis] > 0), (seed, steps)
-        assert np.all(np.abs(steps[:, 1 - axis]) < 0.5)
+        assert np.all(np.abs(steps[:, 1 - axis]) < 1.0)
+        # the polarity asked for: the object's pixels are brighter (darker) than the background's
+        mask = object_mask(clip)[0]
+        background = np.median(clip.astype(float), axis=0)[mask].sum()
+        assert (clip[0].astype(float)[mask].sum() < background) == (darker == 1.0)
+
+
+def test_the_full_task_mixes_both_polarities_and_never_saturates_its_range():
+    darker = []
+    for seed in range(40):
+        clip = make_motion_clip(
+            seed % 4, num_frames=8, height=40, width=40, rng=seed, size=(0.1, 0.16), travel=(0.5, 0.75)
+        )
+        mask = object_mask(clip)[0]
+        darker.append(clip[0].astype(float)[mask].mean() < np.median(clip.astype(float), axis=0)[mask].mean())
+    assert 10 < sum(darker) < 30
 
 
 def test_pooled_frame_positions_do_not_depend_on_the_class():
     # what a per-frame classifier that averages over the clip sees: every frame's object position, pooled
     pooled = {}
     for label in MOTION_LABELS:
-        centres = [object_centres(make_motion_clip(label, rng=seed)) for seed in range(150)]
+        centres = [object_centres(make_motion_clip(label, rng=seed, **STEADY)) for seed in range(150)]
         pooled[label] = np.concatenate(centres)
     means = {label: c.mean(axis=0) for label, c in pooled.items()}
     stds = {label: c.std(axis=0) for label, c in pooled.items()}
     for label in MOTION_LABELS:
-        np.testing.assert_allclose(means[label], [16, 16], atol=0.8)
+        np.testing.assert_allclose(means[label], [15.5, 15.5], atol=0.8)  # the frame's centre (pixels 0..31)
         np.testing.assert_allclose(stds[label], stds["moving_left"], atol=0.8)
 
 
@@ -54,5 +81,5 @@ def test_dataset_is_written_as_mp4_files_with_a_list(tmp_path):
     assert (tmp_path / "labels.txt").read_text().split() == list(MOTION_LABELS)
     first = tmp_path / lines[0].split()[0]
     frames = load_video(first)
-    assert 8 <= len(frames) <= 16 and min(frames.shape[1:3]) >= 32
+    assert 8 <= len(frames) <= 24 and min(frames.shape[1:3]) >= 32
     assert write_motion_dataset(tmp_path / "again", 8, seed=3).read_text() == list_file.read_text()

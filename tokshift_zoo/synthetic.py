@@ -1,15 +1,23 @@
-"""A synthetic motion task that needs no download: a bright textured object moving left, right, up or down.
+"""A synthetic motion task that needs no download: one object moving left, right, up or down.
 
-Every clip shows one object (rectangle, ellipse, diamond, triangle or cross; solid, striped, checked or dotted;
-any hue, bright) sliding at constant speed over a static darker background (solid, gradient, noise or
-blotches). The whole path stays inside the frame and is drawn uniformly within it, and the coordinate across
-the motion is drawn from the same law as a frame's position along it, so, pooled over a clip's frames, the
-object's positions are distributed alike for every class in square frames (reversing time maps left onto right;
-swapping the axes maps horizontal onto vertical). No single frame tells the
-direction, only the change from frame to frame does: a model that classifies frames one by one and averages them
-(the plain ViT) stays near chance, while TokShift's shifted class tokens see the motion.
+Every clip shows one object sliding at constant speed over a static background. What a person would still call
+"moving left" varies freely, and independently of the direction, from clip to clip:
 
-Sizes, speeds, clip lengths, resolutions, frame rates, colours, shapes and textures vary from clip to clip.
+- the object: rectangle, ellipse, diamond, triangle or cross; of 8-45% of the frame's short side; brighter or
+  darker than the background (either alike, at any background level that leaves room), any hue; solid or only
+  its outline; flat, striped, checked, dotted or mottled (the texture moves with the object);
+- the background: flat, a gradient, fine static noise, coarse blotches, smooth clouds, stripes or checks, its
+  texture up to nearly as strong as the object's contrast;
+- the camera: per-frame noise, a brightness ramp or flicker, H.264 at several qualities (``write_motion_dataset``);
+- the clip: length, size (landscape or portrait), frame rate, and a speed crossing 20-75% of the frame.
+
+The whole path stays inside the frame and is drawn uniformly within it, and the coordinate across the motion is
+drawn from the same law as a frame's position along it, so, pooled over a clip's frames, the object's positions
+are distributed alike for every class in square frames (reversing time maps left onto right; swapping the axes
+maps horizontal onto vertical). No single frame tells the direction, only the change from frame to frame does:
+a model that classifies frames one by one and averages them (the plain ViT) stays near chance, while TokShift's
+shifted class tokens see the motion.
+
 ``make_motion_clip`` draws one clip as uint8 (T, H, W, 3); ``write_motion_dataset`` writes mp4 files and a
 ``path label`` list for the trainer.
 """
@@ -17,7 +25,7 @@ Sizes, speeds, clip lengths, resolutions, frame rates, colours, shapes and textu
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +39,8 @@ __all__ = ["MOTION_LABELS", "make_motion_clip", "random_clip_size", "write_motio
 MOTION_LABELS = ("moving_left", "moving_right", "moving_up", "moving_down")
 _DIRECTIONS = ((0, -1), (0, 1), (-1, 0), (1, 0))  # (dy, dx) of each label, image coordinates (y down)
 _SHAPES = ("rectangle", "ellipse", "diamond", "triangle", "cross")
-_FILLS = ("solid", "stripes", "checks", "dots")
-_BACKGROUNDS = ("solid", "gradient", "noise", "blotches")
+_FILLS = ("solid", "stripes", "checks", "dots", "mottled")
+_BACKGROUNDS = ("flat", "gradient", "noise", "blotches", "clouds", "stripes", "checks")
 
 
 def _label_index(direction: str | int) -> int:
@@ -52,24 +60,59 @@ def _colour(rng: np.random.Generator, value: float) -> np.ndarray:
     return value * (1 - saturation + saturation * rgb)
 
 
-def _background(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
-    """A static dark background, float (H, W, 3) in [0, 0.35]."""
-    kind = _BACKGROUNDS[rng.integers(len(_BACKGROUNDS))]
-    a, b = _colour(rng, rng.uniform(0.05, 0.35)), _colour(rng, rng.uniform(0.05, 0.35))
+def _levels(rng: np.random.Generator, darker: float, contrast: tuple[float, float]) -> tuple[float, float]:
+    """(background, object) brightness in [0, 1]: a contrast drawn from ``contrast``, the object darker with
+    probability ``darker``, the background level uniform over what leaves room for that contrast."""
+    difference = rng.uniform(*contrast)
+    if rng.uniform() < darker:
+        background = rng.uniform(0.03 + difference, 0.97)
+        return background, background - difference
+    background = rng.uniform(0.03, 0.97 - difference)
+    return background, background + difference
+
+
+def _field(kind: str, rng: np.random.Generator, height: int, width: int) -> np.ndarray:
+    """A static pattern (H, W) in [0, 1] of the given background kind."""
     yy, xx = np.mgrid[0:height, 0:width] / max(height, width)
-    if kind == "solid":
-        field = np.zeros((height, width))
-    elif kind == "gradient":
+    if kind == "flat":
+        return np.zeros((height, width))
+    if kind == "gradient":
         angle = rng.uniform(0, 2 * np.pi)
         field = np.cos(angle) * xx + np.sin(angle) * yy
-        field = (field - field.min()) / max(np.ptp(field), 1e-6)
-    elif kind == "noise":
-        field = rng.uniform(0, 1, (height, width))
-    else:  # blotches: a coarse random grid
-        cells = int(rng.integers(3, 7))
-        coarse = rng.uniform(0, 1, (cells, cells))
-        field = coarse[(np.arange(height) * cells // height)[:, None], (np.arange(width) * cells // width)[None, :]]
-    return a * (1 - field[..., None]) + b * field[..., None]
+        return (field - field.min()) / max(np.ptp(field), 1e-6)
+    if kind == "noise":
+        return rng.uniform(0, 1, (height, width))
+    if kind in ("blotches", "clouds"):  # a coarse random grid, blocky or bilinearly smoothed
+        cells = int(rng.integers(3, 8))
+        coarse = rng.uniform(0, 1, (cells + 1, cells + 1))
+        gy, gx = np.linspace(0, cells - (kind == "blotches") * 1e-6, height), np.linspace(0, cells, width)
+        if kind == "blotches":
+            return coarse[gy.astype(int)[:, None], np.minimum(gx.astype(int), cells - 1)[None, :]]
+        iy, ix = np.minimum(gy.astype(int), cells - 1), np.minimum(gx.astype(int), cells - 1)
+        fy, fx = (gy - iy)[:, None], (gx - ix)[None, :]
+        iy, ix = iy[:, None], ix[None, :]
+        top = coarse[iy, ix] * (1 - fx) + coarse[iy, ix + 1] * fx
+        bottom = coarse[iy + 1, ix] * (1 - fx) + coarse[iy + 1, ix + 1] * fx
+        return top * (1 - fy) + bottom * fy
+    period = rng.uniform(2.0, 8.0) / max(height, width)
+    if kind == "stripes":
+        angle = rng.uniform(0, np.pi)
+        return np.floor((np.cos(angle) * xx + np.sin(angle) * yy) / period) % 2
+    return (np.floor(xx / period) + np.floor(yy / period)) % 2  # checks
+
+
+def _background(
+    rng: np.random.Generator, height: int, width: int, level: float, contrast: float, kinds: Sequence[str]
+) -> np.ndarray:
+    """A static background, float (H, W, 3): two colours around ``level`` mixed by a random pattern (one of
+    ``kinds``) whose amplitude stays below the object's ``contrast``, so the object stays the thing that stands
+    out."""
+    kind = kinds[rng.integers(len(kinds))]
+    amplitude = 0.0 if kind == "flat" else rng.uniform(0.1, 0.8) * contrast
+    low, high = np.clip([level - amplitude / 2, level + amplitude / 2], 0.0, 1.0)
+    a, b = _colour(rng, low), _colour(rng, high)
+    field = _field(kind, rng, height, width)[..., None]
+    return a * (1 - field) + b * field
 
 
 def _shape_mask(shape: str, ry: np.ndarray, rx: np.ndarray, half_h: float, half_w: float) -> np.ndarray:
@@ -85,15 +128,18 @@ def _shape_mask(shape: str, ry: np.ndarray, rx: np.ndarray, half_h: float, half_
     return ((np.abs(u) <= 1) & (np.abs(v) <= 0.4)) | ((np.abs(v) <= 1) & (np.abs(u) <= 0.4))  # cross
 
 
-def _texture(fill: str, ry: np.ndarray, rx: np.ndarray, period: float, angle: float) -> np.ndarray:
-    """A 0/1 pattern in the object's own coordinates, so it moves with the object."""
+def _texture(fill: str, ry: np.ndarray, rx: np.ndarray, period: float, angle: float, spots: np.ndarray) -> np.ndarray:
+    """A pattern in [0, 1] in the object's own coordinates, so it moves with the object."""
     if fill == "solid":
         return np.zeros(ry.shape)
     if fill == "stripes":
         return np.floor((np.cos(angle) * rx + np.sin(angle) * ry) / period) % 2
     if fill == "checks":
         return (np.floor(rx / period) + np.floor(ry / period)) % 2
-    return ((np.mod(rx, 2 * period) - period) ** 2 + (np.mod(ry, 2 * period) - period) ** 2 < period**2 / 2) * 1.0
+    if fill == "dots":
+        return ((np.mod(rx, 2 * period) - period) ** 2 + (np.mod(ry, 2 * period) - period) ** 2 < period**2 / 2) * 1.0
+    n = len(spots)  # mottled: a random value per period-sized cell
+    return spots[np.floor(ry / period).astype(int) % n, np.floor(rx / period).astype(int) % n]
 
 
 def make_motion_clip(
@@ -103,17 +149,25 @@ def make_motion_clip(
     height: int = 32,
     width: int = 32,
     rng: np.random.Generator | int | None = None,
-    travel: tuple[float, float] = (0.5, 1.0),
+    travel: tuple[float, float] = (0.2, 0.75),
+    size: tuple[float, float] = (0.08, 0.45),
+    darker: float = 0.5,
+    plain: bool = False,
 ) -> np.ndarray:
-    """Draw one clip of a bright textured object moving in ``direction`` over a static dark background.
+    """Draw one clip of an object moving in ``direction`` over a static background (see the module docstring).
 
     Args:
         direction: one of ``MOTION_LABELS`` or its index.
         num_frames: T (>= 2).
         height, width: frame size in pixels (>= 8).
         rng: a ``numpy.random.Generator``, a seed, or None for fresh entropy.
-        travel: the range of the distance covered over the clip, as a fraction of the room the object has
-            along its direction (the frame's extent less the object's size).
+        travel: the range of the distance covered over the clip, as a fraction of the frame's extent along the
+            direction (capped by the room the object leaves).
+        size: the range of the object's height, as a fraction of the frame's short side.
+        darker: the probability that the object is darker than the background.
+        plain: draw only the easy part of the task (a flat or gradient background, a contrast of 0.45-0.8, a
+            solid or textured object without outline, a steady camera): the recipe's first stage, which gets the
+            motion learnt at all.
 
     Returns:
         uint8 array (num_frames, height, width, 3), RGB.
@@ -123,18 +177,25 @@ def make_motion_clip(
         raise ValueError(f"need num_frames >= 2 and frames of at least 8x8, got {num_frames} x {height}x{width}")
     rng = np.random.default_rng(rng)
     dy, dx = _DIRECTIONS[label]
-    background = _background(rng, height, width)
-    half_h, half_w = rng.uniform(0.15, 0.25, 2) * min(height, width)
-    colour_a = _colour(rng, rng.uniform(0.75, 1.0))
-    colour_b = colour_a * rng.uniform(0.55, 0.85)
+    short = min(height, width)
+    background_level, object_level = _levels(rng, darker, (0.45, 0.8) if plain else (0.2, 0.7))
+    contrast = abs(object_level - background_level)
+    background = _background(
+        rng, height, width, background_level, contrast, _BACKGROUNDS[:2] if plain else _BACKGROUNDS
+    )
+    half_h = rng.uniform(*size) * short / 2
+    half_w = float(np.clip(half_h * rng.uniform(0.6, 1.6), 1.0, 0.225 * short))
+    colour_a = _colour(rng, object_level)
+    colour_b = colour_a + (_colour(rng, background_level) - colour_a) * rng.uniform(0.2, 0.5)  # towards the bg
     shape, fill = _SHAPES[rng.integers(len(_SHAPES))], _FILLS[rng.integers(len(_FILLS))]
-    period, angle = rng.uniform(2.0, 5.0), rng.uniform(0, np.pi)
+    outline = rng.uniform(1.0, 2.5) if rng.uniform() < 0.3 and not plain else 0.0  # only the outline, so wide
+    period, angle, spots = rng.uniform(1.5, 5.0), rng.uniform(0, np.pi), rng.uniform(0, 1, (16, 16))
 
     def path(extent: float, half: float) -> tuple[float, float]:
         """A path (start, distance) along one axis, drawn uniformly inside the frame."""
         room = extent - 2 * half
-        distance = rng.uniform(*travel) * room
-        return rng.uniform(half, half + room - distance), distance
+        distance = min(rng.uniform(*travel) * extent, room)
+        return half + rng.uniform(0, 1) * (room - distance), distance
 
     # Along the motion the object covers [start, start + distance]. Across it, it sits at one of the positions a
     # path drawn the same way would pass through (a random frame of it), so that pooled over frames the two
@@ -149,15 +210,21 @@ def make_motion_clip(
         cy = y_start if dy > 0 else height - y_start
         step = y_distance / (num_frames - 1)
 
+    # the camera: a brightness ramp (half the clips) with flicker, and sensor noise, none tied to the direction
+    ramp = rng.uniform(-0.3, 0.3) if rng.uniform() < 0.5 and not plain else 0.0
+    flicker = rng.normal(0, rng.uniform(0, 0.03 * (not plain)), num_frames)
+    gains = 1 + ramp * (np.arange(num_frames) / (num_frames - 1) - 0.5) + flicker
+    noise = rng.uniform(0, 0.04 * (not plain))
     yy, xx = np.mgrid[0:height, 0:width] + 0.5
-    noise = rng.uniform(0, 0.03)
     frames = np.empty((num_frames, height, width, 3), np.uint8)
     for t in range(num_frames):
         ry, rx = yy - (cy + dy * step * t), xx - (cx + dx * step * t)
-        texture = _texture(fill, ry, rx, period, angle)[..., None]
-        obj = colour_a * (1 - texture) + colour_b * texture
-        frame = np.where(_shape_mask(shape, ry, rx, half_h, half_w)[..., None], obj, background)
-        frame = frame + rng.normal(0, noise, frame.shape)
+        texture = _texture(fill, ry, rx, period, angle, spots)[..., None]
+        mask = _shape_mask(shape, ry, rx, half_h, half_w)
+        if outline:
+            mask &= ~_shape_mask(shape, ry, rx, max(half_h - outline, 1e-3), max(half_w - outline, 1e-3))
+        frame = np.where(mask[..., None], colour_a * (1 - texture) + colour_b * texture, background)
+        frame = frame * gains[t] + rng.normal(0, noise, frame.shape)
         frames[t] = np.clip(frame * 255 + 0.5, 0, 255).astype(np.uint8)
     return frames
 
@@ -165,8 +232,8 @@ def make_motion_clip(
 def random_clip_size(
     rng: np.random.Generator,
     short_side: tuple[int, int] = (32, 48),
-    aspect: tuple[float, float] = (1.0, 1.6),
-    num_frames: tuple[int, int] = (8, 16),
+    aspect: tuple[float, float] = (1.0, 1.5),
+    num_frames: tuple[int, int] = (8, 24),
 ) -> tuple[int, int, int]:
     """A random (num_frames, height, width): even sides, the short one in ``short_side``, long / short side in
     ``aspect`` (landscape or portrait alike), the length in ``num_frames`` (inclusive ranges)."""
@@ -184,14 +251,18 @@ def write_motion_dataset(
     list_name: str = "list.txt",
     subdir: str = "clips",
     fps: Sequence[int] = (8, 12, 15, 24, 25, 30),
+    crf: tuple[int, int] = (16, 34),
+    clip_options: Mapping[str, Any] | None = None,
     **size_ranges: Any,
 ) -> Path:
     """Write ``num_clips`` class-balanced clips as H.264 mp4 files under ``root/subdir`` and a list file.
 
     The list (``root/list_name``) has ``SUBDIR/NNNNN.mp4 LABEL`` lines (the mmaction2 format, paths relative to
     ``root``, the label an index into ``MOTION_LABELS``); ``root/labels.txt`` names the classes. Each clip has its
-    own length, size (``random_clip_size``, which ``size_ranges`` configure) and frame rate. The same seed writes
-    the same clips.
+    own length, size (``random_clip_size``, which ``size_ranges`` configure), frame rate and H.264 quality (a crf
+    in the inclusive range ``crf``: 16 is near lossless, 34 blurs and blocks). ``clip_options`` go to
+    ``make_motion_clip`` (e.g. the recipe's first stage: ``plain=True, darker=0.0``). The same seed writes the
+    same clips.
 
     Returns:
         The list file's path.
@@ -204,9 +275,12 @@ def write_motion_dataset(
     lines = []
     for i, label in enumerate(labels):
         length, height, width = random_clip_size(rng, **size_ranges)
-        clip = make_motion_clip(int(label), num_frames=length, height=height, width=width, rng=rng)
+        clip = make_motion_clip(
+            int(label), num_frames=length, height=height, width=width, rng=rng, **(clip_options or {})
+        )
         relative = f"{subdir}/{i:05d}.mp4"
-        write_video(root / relative, clip, fps=int(rng.choice(list(fps))))
+        quality = int(rng.integers(crf[0], crf[1] + 1))
+        write_video(root / relative, clip, fps=int(rng.choice(list(fps))), crf=quality)
         lines.append(f"{relative} {int(label)}\n")
     (root / "labels.txt").write_text("".join(f"{name}\n" for name in MOTION_LABELS))
     return atomic_write(root / list_name, lambda tmp: tmp.write_text("".join(lines)))

@@ -73,7 +73,7 @@ PAPER_TABLE = {
 # The bundled demo model: trained by the zoo on its synthetic motion task (tokshift_zoo.synthetic) with the recipe
 # in docs/demo_model.md; the weights ship in the package, pinned by sha256.
 _DEMO_FILE = "tokshift_demo_motion.safetensors"
-_DEMO_SHA256 = "55eeeae3bd44355000834395f3737eeaa9f8fb5f8fa2e4178feb2f06e5124c54"
+_DEMO_SHA256 = "4afadb26f67372b62dc2fd685a5467dfb621dfdcbdba494b579accaf8b175db7"
 _DEMO_CFG = dict(
     file=package_file(_DEMO_FILE),
     input_size=(3, 32, 32),
