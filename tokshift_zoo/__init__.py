@@ -37,6 +37,8 @@ _API = {
     "download": ".weights",
     "predict": ".inference",
     "evaluate": ".inference",
+    "embed": ".embeddings",
+    "read_embeddings": ".embeddings",
     "resolve_data_config": ".factory",
     "create_transform": ".video",
     "load_video": ".video",

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from . import __version__
-from .errors import ConfigError, DeviceError, TokShiftZooError
+from .errors import ConfigError, DeviceError, TokShiftZooError, VideoError
 
 AMP_CHOICES = ["auto", "bf16", "fp16", "none"]  # devices.AMP_CHOICES (that module imports torch); a test compares
 
@@ -170,8 +170,49 @@ def _add_list_options(parser: argparse.ArgumentParser, *names: str) -> None:
     )
 
 
+def _add_video_input_options(parser: argparse.ArgumentParser) -> None:
+    """VIDEO ... and/or --list FILE --data-root DIR; --num-workers, --no-progress: many videos, decoded by workers."""
+    parser.add_argument("videos", nargs="*", metavar="VIDEO", help="video files or frame folders")
+    parser.add_argument("--list", help="also the videos of a list ('path label' lines, path,label CSV, frame folders)")
+    parser.add_argument("--data-root", default="", help="folder the list paths are relative to")
+    _add_loader_options(parser)
+
+
+def _add_loader_options(parser: argparse.ArgumentParser) -> None:
+    """--num-workers and --no-progress: decoding processes (per process under torchrun), the progress bar."""
+    parser.add_argument("--num-workers", type=int, default=0, help="decoding processes (per process under torchrun)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _add_timeline_options(parser: argparse.ArgumentParser) -> None:
+    """--timeline SECONDS, --window, --csv, --plot: sliding windows over long videos."""
+    parser.add_argument(
+        "--timeline",
+        type=float,
+        metavar="SECONDS",
+        help="score sliding windows starting every SECONDS instead of the whole video; one JSON line per window",
+    )
+    parser.add_argument("--window", type=float, metavar="SECONDS", help="timeline window (default: the clip span)")
+    parser.add_argument("--csv", action="store_true", help="timeline as CSV: video,window,start_s,end_s,rank,...")
+    parser.add_argument("--plot", metavar="PNG", help="timeline: plot the top classes' scores over time (matplotlib)")
+
+
+def _input_videos(args: argparse.Namespace) -> list[str]:
+    """The videos named on the command line, then those of ``--list``."""
+    from .train.datasets import class_names_from_lists, read_video_list
+
+    videos = list(args.videos)
+    if args.list:
+        labels = class_names_from_lists(args.list)
+        videos += [str(sample.path) for sample in read_video_list(args.list, args.data_root, label_names=labels)]
+    if not videos:
+        raise ConfigError("expected VIDEO arguments or --list FILE, got neither")
+    return videos
+
+
 def _load_model(args: argparse.Namespace) -> Any:
     """The ready model the inference options name; with ``--runtime onnxruntime``, exported and loaded in it."""
+    from .distributed import inference_device
     from .models.registry import DEFAULT_MODEL
     from .ready import load
 
@@ -180,7 +221,7 @@ def _load_model(args: argparse.Namespace) -> Any:
         raise ConfigError("--int8 is ONNX Runtime's dynamic quantisation: it needs --runtime onnxruntime")
     model = load(
         args.model or (None if args.checkpoint else DEFAULT_MODEL),
-        device=args.device if runtime == "eager" else "cpu",
+        device=inference_device(args.device) if runtime == "eager" else "cpu",  # torchrun: the local GPU
         checkpoint_path=args.checkpoint,
         views=args.views,
         **args.model_kwargs,
@@ -194,6 +235,12 @@ def _load_model(args: argparse.Namespace) -> Any:
 
 def _runtime_label(args: argparse.Namespace) -> str:
     return args.runtime + ("-int8" if args.int8 else "")
+
+
+def _device_of(model: Any) -> Any:
+    """Where the model runs: its parameters' device; CPU for a model run by ONNX Runtime (it has none)."""
+    param = next(model.parameters(), None)
+    return param.device if param is not None else "cpu"
 
 
 def _model_label(args: argparse.Namespace, model: Any) -> str:
@@ -312,52 +359,96 @@ def _add_models_parsers(commands: argparse._SubParsersAction) -> None:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
+    from .distributed import process_group
+    from .inference import predict_videos
 
-    from .inference import predict
-
+    videos = _input_videos(args)
     model = _load_model(args)
+    if args.timeline is not None:
+        return _predict_timelines(args, model, videos)
     name = _model_label(args, model)
-    failed = 0
-    show_bar = len(args.videos) > 1 or args.views != "1x1"
-    for video in tqdm(args.videos, desc="predict", unit="video", disable=not show_bar, file=sys.stderr):
-        try:
-            predictions = predict(
-                model, video, views=args.views, topk=args.topk, batch_size=args.batch_size, amp=args.amp
-            )
-        except (ValueError, IndexError, OSError) as err:  # VideoError is a ValueError; the other videos go on
-            failed += 1
-            print(f"tokshift-zoo predict: error: {err}", file=sys.stderr)
-            if args.json:
-                print(json.dumps({"video": video, "model": name, "runtime": _runtime_label(args), "error": str(err)}))
-            continue
+    show_bar = (len(videos) > 1 or args.views != "1x1") and not args.no_progress
+    with process_group(_device_of(model)):  # under torchrun: each rank its share
+        results = predict_videos(
+            model, videos, args.views, args.topk, args.batch_size, args.num_workers, show_bar, amp=args.amp
+        )
+    if results is None:  # not rank 0: rank 0 prints every answer
+        return 0
+    for result in results:
+        if "error" in result:  # the other videos go on
+            print(f"tokshift-zoo predict: error: {result['error']}", file=sys.stderr)
         if args.json:
-            print(
-                json.dumps({"video": video, "model": name, "runtime": _runtime_label(args), "predictions": predictions})
-            )
-        else:
-            print(video)
-            for p in predictions:
+            print(json.dumps({"video": result["video"], "model": name, "runtime": _runtime_label(args), **result}))
+        elif "error" not in result:
+            print(result["video"])
+            for p in result["predictions"]:
                 print(f"  {p['score']:7.2%}  {p['label']}")
-    return 1 if failed else 0
+    return 1 if any("error" in result for result in results) else 0
+
+
+def _predict_timelines(args: argparse.Namespace, model: Any, videos: list[str]) -> int:
+    import importlib.util
+    from pathlib import Path
+
+    from .distributed import gather_to_main, process_group, share_of_items
+    from .timeline import PLOT_EXTRA, plot_timeline, timeline, timeline_csv
+    from .video.sampling import parse_views
+
+    clips, crops = parse_views(args.views)
+    if clips != 1:
+        raise ConfigError(f"with --timeline each window is one clip: --views 1x1 or 1x3, got {args.views!r}")
+    if args.plot and importlib.util.find_spec("matplotlib") is None:
+        raise ConfigError(f"--plot needs matplotlib: {PLOT_EXTRA}")
+    with process_group(_device_of(model)):  # under torchrun: each rank its share of the videos
+        done = []
+        for n in share_of_items(videos):
+            try:
+                line = timeline(model, videos[n], args.timeline, args.window, crops, args.batch_size, amp=args.amp)
+            except (VideoError, IndexError, OSError) as err:  # the other videos go on
+                done.append((n, None, str(err)))
+                continue
+            if args.plot:
+                plot = Path(args.plot)
+                if len(videos) > 1:
+                    plot = plot.with_name(f"{plot.stem}-{Path(videos[n]).stem}{plot.suffix}")
+                print(f"wrote {plot_timeline(line, plot)}", file=sys.stderr)
+            done.append((n, line.rows(args.topk), None))
+        gathered = gather_to_main(done)
+    if gathered is None:  # not rank 0
+        return 0
+    header = True
+    for _, rows, error in sorted(item for part in gathered for item in part):
+        if error is not None:
+            print(f"tokshift-zoo predict: error: {error}", file=sys.stderr)
+        elif args.csv:
+            text = timeline_csv(rows)
+            print(text if header else text.split("\n", 1)[1], end="")  # one header line for all videos
+            header = False
+        else:
+            print("\n".join(json.dumps(row) for row in rows))
+    return 1 if any(error is not None for part in gathered for _, _, error in part) else 0
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from .distributed import process_group
     from .inference import class_names, evaluate
     from .train.datasets import read_label_names, read_video_list
 
     model = _load_model(args)
     labels = read_label_names(args.labels) if args.labels else class_names(model)
     samples = read_video_list(args.list, args.data_root, label_names=labels, num_classes=model.num_classes)
-    result = evaluate(
-        model,
-        [(str(s.path), s.label) for s in samples],
-        views=args.views,
-        batch_size=args.batch_size,
-        num_workers=args.num_workers,
-        progress=not args.no_progress,
-        amp=args.amp,
-    )
+    with process_group(_device_of(model)):  # under torchrun: each rank its share, merged on rank 0
+        result = evaluate(
+            model,
+            [(str(s.path), s.label) for s in samples],
+            views=args.views,
+            batch_size=args.batch_size,
+            num_workers=args.num_workers,
+            progress=not args.no_progress,
+            amp=args.amp,
+        )
+    if result is None:  # not rank 0
+        return 0
     result["model"] = _model_label(args, model)
     result["runtime"] = _runtime_label(args)
     print(json.dumps(result, indent=2))
@@ -368,11 +459,12 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 def _add_inference_parsers(commands: argparse._SubParsersAction) -> None:
     predict = commands.add_parser("predict", help="classify video files; labels with scores")
-    predict.add_argument("videos", nargs="+", metavar="VIDEO", help="video files or frame folders")
     for add in (_add_model_options, _add_view_options, _add_device_options, _add_runtime_options):
         add(predict)
-    predict.add_argument("--topk", type=int, default=5, help="classes to print per video")
+    _add_video_input_options(predict)
+    predict.add_argument("--topk", type=int, default=5, help="classes to print per video (per window)")
     predict.add_argument("--json", action="store_true", help='one JSON object per video: {"video", "model", ...}')
+    _add_timeline_options(predict)
     predict.set_defaults(func=_cmd_predict)
 
     evaluate = commands.add_parser("evaluate", help="top-1, top-5 and mean per-class accuracy on a video list")
@@ -380,9 +472,52 @@ def _add_inference_parsers(commands: argparse._SubParsersAction) -> None:
         add(evaluate)
     _add_list_options(evaluate, "list")
     evaluate.add_argument("--labels", help="class names, one per line (default: the model's)")
-    evaluate.add_argument("--num-workers", type=int, default=0, help="decoding processes")
-    evaluate.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_loader_options(evaluate)
     evaluate.set_defaults(func=_cmd_evaluate)
+
+
+def _cmd_embed(args: argparse.Namespace) -> int:
+    from .embeddings import embed
+
+    result = embed(
+        _input_videos(args),
+        args.output,
+        model=args.model,
+        checkpoint=args.checkpoint,
+        views=args.views,
+        per_view=args.per_view,
+        layer=args.layer,
+        dtype=args.dtype,
+        batch_size=args.batch_size,
+        num_workers=args.num_workers,
+        shard_size=args.shard_size,
+        device=args.device,
+        progress=not args.no_progress,
+        amp=args.amp,
+        **args.model_kwargs,
+    )
+    if result is None:  # not rank 0
+        return 0
+    print(json.dumps(result, indent=2))
+    return 1 if result["failed"] else 0
+
+
+def _add_embed_parser(commands: argparse._SubParsersAction) -> None:
+    embed = commands.add_parser(
+        "embed",
+        help="clip embeddings of videos to safetensors shards with a JSONL index (resumable)",
+        description="Write each video's pre-logits embedding (the mean over its views, or each view with "
+        "--per-view) to OUTPUT/shards/*.safetensors, with OUTPUT/index.jsonl and OUTPUT/manifest.json. Rerunning "
+        "the same command skips the videos done. Runs unchanged under torchrun --nproc-per-node N.",
+    )
+    for add in (_add_video_input_options, _add_model_options, _add_view_options, _add_device_options):
+        add(embed)
+    embed.add_argument("--output", required=True, help="folder for the shards, index.jsonl and manifest.json")
+    embed.add_argument("--per-view", action="store_true", help="keep each view's embedding: (views, D) per video")
+    embed.add_argument("--layer", type=int, help="the class token after block K (0-based, -1 the last) instead")
+    embed.add_argument("--dtype", choices=["float32", "float16"], default="float32", help="storage dtype")
+    embed.add_argument("--shard-size", type=int, default=256, help="videos per shard (what a killed run can lose)")
+    embed.set_defaults(func=_cmd_embed)
 
 
 # --- export ------------------------------------------------------------------------------------------------
@@ -614,9 +749,9 @@ def _add_benchmark_parser(commands: argparse._SubParsersAction) -> None:
     bench.add_argument(
         "--suite",
         default="model,breakdown,shift,attention",  # benchmark.DEFAULT_SUITES (not imported: torch is slow to load)
-        help="comma list of model,breakdown,shift,attention,decode,loader,memory,runtime, or all (default: the "
-        "first four; all takes 10-20 minutes on two CPU cores, the first time 3 more to write the synthetic videos; "
-        "runtime needs the [onnx] extra)",
+        help="comma list of model,breakdown,shift,attention,decode,loader,memory,runtime,scale, or all (default: "
+        "the first four; all takes 10-20 minutes on two CPU cores, the first time 3 more to write the synthetic "
+        "videos, and scale 10-20 more; runtime needs the [onnx] extra)",
     )
     bench.add_argument("--video", help="decode suite: a long video file (default: write a synthetic 720p30 one)")
     bench.add_argument("--video-seconds", type=float, default=300.0, help="length of the synthetic video")
@@ -686,7 +821,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_models_parsers, _add_train_parser, _add_inference_parsers, _add_export_parser, _add_demo_parsers):
+    parsers = (_add_models_parsers, _add_train_parser, _add_inference_parsers, _add_embed_parser, _add_export_parser)
+    for add in (*parsers, _add_demo_parsers):
         add(commands)
     _add_benchmark_parser(commands)
     return parser

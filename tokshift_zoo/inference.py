@@ -19,12 +19,13 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from .devices import amp_dtype, autocast
+from .distributed import gather_to_main, ranks, share_of_items
 from .metrics import mean_class_accuracy, topk_hits
 from .video.io import decode_frame_folder, decode_frames, frame_folder_length, read_video_info
 from .video.sampling import parse_views
 from .video.transforms import DataConfig, create_transform, resolve_data_config
 
-__all__ = ["VideoPreprocess", "class_names", "predict", "predict_logits", "evaluate"]
+__all__ = ["VideoPreprocess", "class_names", "predict", "predict_logits", "predict_videos", "evaluate"]
 
 VideoInput = str | os.PathLike | torch.Tensor | np.ndarray
 
@@ -58,15 +59,19 @@ class VideoPreprocess:
 
     def frames(self, video: VideoInput) -> torch.Tensor:
         """The sampled frames of every clip, uint8 (clips, T, 3, H, W)."""
+        return self.sample(video)[1]
+
+    def sample(self, video: VideoInput) -> tuple[torch.Tensor, torch.Tensor]:
+        """The frame indices of every clip, int64 (clips, T), and those frames, uint8 (clips, T, 3, H, W)."""
         if isinstance(video, (str, os.PathLike)) and os.path.isdir(video):  # the authors' extracted frames
             indices = self.config.frame_indices(frame_folder_length(video))
             frames = decode_frame_folder(video, indices.flatten().tolist())
-            return frames.reshape(*indices.shape, *frames.shape[1:]).permute(0, 1, 4, 2, 3)
+            return indices, frames.reshape(*indices.shape, *frames.shape[1:]).permute(0, 1, 4, 2, 3)
         if isinstance(video, (str, os.PathLike)):
             info = read_video_info(video)
             indices = self.config.frame_indices(info.num_frames)  # (clips, T)
             frames = decode_frames(video, indices.flatten().tolist(), info)  # (clips*T, H, W, 3)
-            return frames.reshape(*indices.shape, *frames.shape[1:]).permute(0, 1, 4, 2, 3)
+            return indices, frames.reshape(*indices.shape, *frames.shape[1:]).permute(0, 1, 4, 2, 3)
         video = torch.as_tensor(video)
         if video.dtype != torch.uint8 or video.ndim != 4 or 3 not in (video.shape[1], video.shape[3]):
             raise ValueError(
@@ -76,7 +81,7 @@ class VideoPreprocess:
         if video.shape[1] != 3:
             video = video.permute(0, 3, 1, 2)  # (T, H, W, 3) -> (T, 3, H, W)
         indices = self.config.frame_indices(video.shape[0])
-        return video[indices]
+        return indices, video[indices]
 
     def __call__(self, video: VideoInput) -> torch.Tensor:
         views = self.transform(self.frames(video))  # (clips, crops, 3, T, H, W)
@@ -191,32 +196,41 @@ def evaluate(
     num_workers: int = 0,
     progress: bool = True,
     amp: str | torch.dtype | None = None,
-) -> dict[str, Any]:
+) -> dict[str, Any] | None:
     """Accuracy of ``model`` on labelled videos, each classified from the average of its views.
+
+    Under torchrun (``tokshift_zoo.distributed``) each process classifies its share of the videos, and rank 0
+    merges the per-video results into the same report one process would give.
 
     Args:
         samples: (video path, class index) pairs (see ``tokshift_zoo.train.datasets.read_video_list``).
         views: ``"CLIPSxCROPS"`` per video.
         batch_size: views per forward pass.
-        num_workers: data-loader processes that decode and transform while the model runs.
-        progress: show a tqdm bar.
+        num_workers: data-loader processes (per rank) that decode and transform while the model runs.
+        progress: show a tqdm bar (rank 0's share under torchrun).
         amp: autocast dtype (see ``predict_logits``); None runs in the model's dtype.
 
     Returns:
         ``{"top1", "top5", "mean_class_accuracy"}`` in percent over the videos that could be read, with
-        ``"videos"``, ``"views"``, and ``"failed"``: a list of "path: reason" for videos that could not be read.
+        ``"videos"``, ``"views"``, and ``"failed"``: a list of "path: reason" for videos that could not be read,
+        in list order. ``None`` on ranks other than 0.
     """
     samples = list(samples)
+    mine = share_of_items([path for path, _ in samples])
     _, dtype = _model_device_dtype(model)
     preprocess = VideoPreprocess(_data_config(model), views, "cpu", dtype)
-    loader = DataLoader(_ViewsDataset(samples, preprocess), batch_size=None, num_workers=num_workers)
-    logits, labels, failed = [], [], []
-    for batch, label, error in tqdm(loader, desc="evaluate", unit="video", disable=not progress):
-        if error is not None:
-            failed.append(error)
-            continue
-        logits.append(predict_logits(model, batch, batch_size, amp))
-        labels.append(label)
+    loader = DataLoader(_ViewsDataset([samples[i] for i in mine], preprocess), batch_size=None, num_workers=num_workers)
+    show = progress and ranks().is_main
+    results = []  # (sample index, view-averaged logits (C,) or None, error or None)
+    for i, (batch, _, error) in zip(mine, tqdm(loader, desc="evaluate", unit="video", disable=not show), strict=True):
+        results.append((i, None if error else predict_logits(model, batch, batch_size, amp), error))
+    gathered = gather_to_main(results)
+    if gathered is None:
+        return None
+    results = sorted((r for part in gathered for r in part), key=lambda r: r[0])  # list order, as one process
+    failed = [error for _, _, error in results if error is not None]
+    logits = [logit for _, logit, error in results if error is None]
+    labels = [samples[i][1] for i, _, error in results if error is None]
     read = len(labels)
     if not read:
         top1 = top5 = mean_class = float("nan")
@@ -233,3 +247,43 @@ def evaluate(
         "views": views,
         "failed": failed,
     }
+
+
+def predict_videos(
+    model: nn.Module,
+    videos: Sequence[str | os.PathLike],
+    views: str = "1x1",
+    topk: int = 5,
+    batch_size: int = 8,
+    num_workers: int = 0,
+    progress: bool = True,
+    amp: str | torch.dtype | None = None,
+) -> list[dict[str, Any]] | None:
+    """Classify many videos, decoding in ``num_workers`` data-loader processes while the model runs.
+
+    Under torchrun each process classifies its share of the videos and rank 0 gathers all the answers. The other
+    arguments are ``predict``'s.
+
+    Returns:
+        One dict per video, in the order given: ``{"video", "predictions"}`` (as ``predict`` returns them) or
+        ``{"video", "error"}`` for a video that could not be read. ``None`` on ranks other than 0.
+    """
+    videos = [os.fspath(v) for v in videos]
+    mine = share_of_items(videos)
+    _, dtype = _model_device_dtype(model)
+    preprocess = VideoPreprocess(_data_config(model), views, "cpu", dtype)
+    dataset = _ViewsDataset([(videos[i], i) for i in mine], preprocess)
+    loader = DataLoader(dataset, batch_size=None, num_workers=num_workers)
+    labels = class_names(model)
+    show = progress and ranks().is_main
+    results = []
+    for batch, i, error in tqdm(loader, desc="predict", unit="video", disable=not show):
+        if error is not None:
+            results.append((i, {"video": videos[i], "error": error}))
+            continue
+        scores = predict_logits(model, batch, batch_size, amp).softmax(-1)
+        results.append((i, {"video": videos[i], "predictions": _top(scores, labels, topk)}))
+    gathered = gather_to_main(results)
+    if gathered is None:
+        return None
+    return [answer for _, answer in sorted((r for part in gathered for r in part), key=lambda r: r[0])]

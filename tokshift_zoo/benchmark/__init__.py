@@ -19,6 +19,8 @@ prints them):
 - ``memory``: peak memory of inference and of a training step (optionally with gradient checkpointing).
 - ``runtime``: eager fp32, ``torch.compile``, ONNX Runtime fp32 and int8 against eager fp32, with their output
   differences; the demo model's held-out accuracy under each runtime.
+- ``scale``: ``embed``'s videos/s in one process and in two under torchrun, the share of its time spent decoding,
+  and a 10x3 evaluate's decoding time against the model's.
 """
 
 from .attention import attention_suite
@@ -39,6 +41,7 @@ from .memory import memory_suite, peak_memory
 from .model import benchmark_model, gemm_shape, make_gemm, model_suite, op_breakdown
 from .runner import DEFAULT_SUITES, SUITES, format_table, run_benchmarks
 from .runtime import runtime_accuracy, runtime_suite
+from .scale import scale_suite
 from .shift import authors_token_shift, count_writes, shift_suite
 from .videos import write_long_video
 
@@ -69,6 +72,7 @@ __all__ = [
     "run_benchmarks",
     "runtime_accuracy",
     "runtime_suite",
+    "scale_suite",
     "shift_suite",
     "summarize",
     "write_long_video",

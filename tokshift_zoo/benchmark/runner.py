@@ -17,12 +17,13 @@ from .loader import loader_suite
 from .memory import memory_suite
 from .model import model_suite, op_breakdown
 from .runtime import runtime_accuracy, runtime_suite
+from .scale import scale_suite
 from .shift import shift_suite
 
 __all__ = ["SUITES", "DEFAULT_SUITES", "run_benchmarks", "format_table"]
 
 
-SUITES = ("model", "breakdown", "shift", "attention", "decode", "loader", "memory", "runtime")
+SUITES = ("model", "breakdown", "shift", "attention", "decode", "loader", "memory", "runtime", "scale")
 DEFAULT_SUITES = ("model", "breakdown", "shift", "attention")  # minutes on 2 CPU cores; "all" adds the rest
 
 
@@ -111,6 +112,11 @@ def run_benchmarks(
         except ImportError as err:  # no [onnx] extra: the other suites still count
             results["runtime"] = {"skipped": str(err)}
         report("runtime", results["runtime"])
+    if "scale" in suites:  # embed in 1 and 2 processes (torchrun), 10x3 decoding against the model
+        scale_models = list_models(models) if models else ["tokshift_demo_motion", core.BASE_REFERENCE]
+        scale_dir = Path(workdir) / "scale" if workdir else None
+        results["scale"] = scale_suite(scale_models, rounds=reps or 3, workdir=scale_dir)
+        report("scale", results["scale"])
     results["environment"]["loadavg_1min_end"] = loadavg()
     return results
 

@@ -15,6 +15,7 @@ import torch
 import torch.distributed as dist
 
 from ..devices import resolve_device
+from ..distributed import barrier  # shared with predict, evaluate and embed
 
 __all__ = ["DistInfo", "init_distributed", "cleanup_distributed", "all_reduce_sum", "all_gather_objects", "barrier"]
 
@@ -78,9 +79,3 @@ def all_gather_objects(obj: Any) -> list[Any]:
     out: list[Any] = [None] * dist.get_world_size()
     dist.all_gather_object(out, obj)
     return out
-
-
-def barrier() -> None:
-    """Wait for every process (no-op in a single process)."""
-    if dist.is_initialized():
-        dist.barrier()

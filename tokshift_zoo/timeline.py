@@ -1,0 +1,201 @@
+"""Timelines of long videos: the model run on sliding windows, top-k per window, a plot of the scores over time.
+
+A window is one clip: the model's clip span by default (``num_frames x frame_stride`` frames for dense "NxS"
+sampling, e.g. 256 frames, 8.5 s at 30 fps, for 8x32), sampled inside the window by the model's own sampler.
+Windows start every ``stride`` seconds. Only the sampled frames are decoded, a few windows at a time, so a
+10-minute video costs the frames its windows use, not its every frame, and memory stays bounded.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+from .atomic import atomic_write
+from .errors import ConfigError, VideoError
+from .inference import class_names, predict_logits
+from .video.io import decode_frames, read_video_info
+from .video.transforms import create_transform, resolve_data_config
+
+__all__ = ["Timeline", "timeline", "timeline_csv", "plot_timeline", "PLOT_EXTRA"]
+
+PLOT_EXTRA = "it is an optional extra: pip install 'tokshift-zoo[plot]'"
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """A video's windows and the model's scores on each.
+
+    Attributes:
+        video: the path as given.
+        starts_s, ends_s: each window's first frame time and end (last frame time + one frame), in seconds from
+            the first frame.
+        frames: the frame indices each window's clip samples, int64 (W, T).
+        scores: softmax scores, float32 (W, num_classes).
+        labels: class names (``None``: classes are shown by index).
+    """
+
+    video: str
+    starts_s: list[float]
+    ends_s: list[float]
+    frames: torch.Tensor
+    scores: torch.Tensor
+    labels: list[str] | None
+
+    def rows(self, topk: int = 5) -> list[dict[str, Any]]:
+        """One dict per window: ``{"video", "window", "start_s", "end_s", "predictions"}``, predictions the
+        ``topk`` classes ``[{"label", "index", "score"}]``, best first."""
+        rows = []
+        for w, scores in enumerate(self.scores):
+            values, indices = scores.topk(min(topk, scores.numel()))
+            predictions = [
+                {"label": self.labels[i] if self.labels else str(i), "index": i, "score": round(v, 6)}
+                for v, i in zip(values.tolist(), indices.tolist(), strict=True)
+            ]
+            rows.append(
+                {
+                    "video": self.video,
+                    "window": w,
+                    "start_s": round(self.starts_s[w], 3),
+                    "end_s": round(self.ends_s[w], 3),
+                    "predictions": predictions,
+                }
+            )
+        return rows
+
+
+def _window_length(config: Any, fps: float, window_s: float | None, model_name: str) -> int:
+    if window_s is not None:
+        if window_s <= 0:
+            raise ConfigError(f"the window must be a positive number of seconds, got {window_s}")
+        return max(1, round(window_s * fps))
+    if config.sampling == "dense":
+        return config.num_frames * config.frame_stride
+    raise ConfigError(
+        f"{model_name} samples its {config.num_frames} frames evenly over a whole clip, so it has no fixed clip "
+        "span: give the window length in seconds (--window)"
+    )
+
+
+def timeline(
+    model: nn.Module,
+    video: str | os.PathLike,
+    stride_s: float,
+    window_s: float | None = None,
+    crops: int = 1,
+    batch_size: int = 8,
+    windows_per_decode: int = 16,
+    amp: str | torch.dtype | None = None,
+) -> Timeline:
+    """Score sliding windows over a video.
+
+    Args:
+        model: a zoo model in eval mode.
+        video: a video file.
+        stride_s: seconds between window starts (> 0).
+        window_s: window length in seconds; ``None``: the model's clip span (dense sampling only).
+        crops: 1 (centre) or 3 (left, centre, right) crops per window, their logits averaged.
+        batch_size: views per forward pass.
+        windows_per_decode: windows whose frames are decoded together (one pass with seeks; bounds memory).
+        amp: autocast dtype (see ``inference.predict_logits``); None runs in the model's dtype.
+
+    Returns:
+        A ``Timeline``. Windows start at 0, ``stride_s``, ... as long as they fit in the video; a video shorter
+        than one window gives one window over the whole video (its clip sampled as for any short video).
+
+    Raises:
+        ConfigError: a non-positive stride or window, or a uniform-sampling model without ``window_s``.
+        VideoError: the file cannot be read.
+    """
+    if stride_s <= 0:
+        raise ConfigError(f"the timeline stride must be a positive number of seconds, got {stride_s}")
+    name = model.pretrained_cfg.get("architecture", type(model).__name__)
+    config = dataclasses.replace(resolve_data_config(model), test_clips=1, test_crops=crops)
+    info = read_video_info(video)
+    if info.fps <= 0:
+        raise VideoError(
+            f"cannot make a timeline of {os.fspath(video)!r}: it has no frame rate to place windows in time"
+        )
+    fps = info.fps
+    length = min(_window_length(config, fps, window_s, name), info.num_frames)
+    step = stride_s * fps
+    starts = [round(i * step) for i in range(int((info.num_frames - length) / step) + 1)]
+    clip = config.frame_indices(length)[0]  # (T,), offsets inside a window
+    frames = torch.stack([start + clip for start in starts])  # (W, T)
+    transform = create_transform(config)
+    device_dtype = next(model.parameters()).dtype
+    scores = []
+    for chunk in frames.split(windows_per_decode):
+        wanted = chunk.flatten().unique()  # sorted
+        decoded = decode_frames(video, wanted.tolist(), info)  # (F, H, W, 3)
+        clips = decoded[torch.searchsorted(wanted, chunk)]  # (w, T, H, W, 3)
+        views = transform(clips.permute(0, 1, 4, 2, 3)).to(device_dtype)  # (w, crops, 3, T, h, w)
+        scores += [predict_logits(model, window, batch_size, amp).softmax(-1) for window in views]
+    times = _frame_times(info)
+    return Timeline(
+        video=os.fspath(video),
+        starts_s=[times(start) for start in starts],
+        ends_s=[times(start + length - 1) + 1.0 / fps for start in starts],
+        frames=frames,
+        scores=torch.stack(scores),
+        labels=class_names(model),
+    )
+
+
+def _frame_times(info: Any):
+    """Frame index -> seconds from the first frame: the frame's timestamp where known (right for variable frame
+    rates), else index / fps."""
+    if info.pts is None:
+        return lambda index: index / info.fps  # timeline() refuses a video without a rate
+    return lambda index: float((info.pts[index] - info.pts[0]) * info.time_base)
+
+
+def timeline_csv(rows: Sequence[dict[str, Any]]) -> str:
+    """Timeline rows as CSV text: ``video,window,start_s,end_s,rank,label,index,score``, one line per class."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["video", "window", "start_s", "end_s", "rank", "label", "index", "score"])
+    for row in rows:
+        for rank, p in enumerate(row["predictions"], start=1):
+            writer.writerow(
+                [row["video"], row["window"], row["start_s"], row["end_s"], rank, p["label"], p["index"], p["score"]]
+            )
+    return out.getvalue()
+
+
+def plot_timeline(line: Timeline, path: str | os.PathLike, classes: int = 5) -> Path:
+    """Plot the scores over time of the ``classes`` classes that score highest in any window, to an image file
+    (the format follows the extension: .png, .pdf, .svg), written to a temporary name and renamed.
+
+    Raises:
+        ModuleNotFoundError: matplotlib is not installed (``pip install 'tokshift-zoo[plot]'``).
+    """
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")  # files only, no display
+        import matplotlib.pyplot as plt
+    except ImportError as err:
+        raise ModuleNotFoundError(f"plotting a timeline needs matplotlib; {PLOT_EXTRA}") from err
+    centres = [(start + end) / 2 for start, end in zip(line.starts_s, line.ends_s, strict=True)]
+    top = line.scores.max(0).values.topk(min(classes, line.scores.shape[1])).indices.tolist()
+    figure, axes = plt.subplots(figsize=(10, 4))
+    for index in top:
+        name = line.labels[index] if line.labels else str(index)
+        axes.plot(centres, line.scores[:, index].tolist(), marker="o", markersize=3, label=name)
+    axes.set(xlabel="time (s, window centre)", ylabel="score", ylim=(0, 1), title=Path(line.video).name)
+    axes.legend(loc="upper right", fontsize="small")
+    figure.tight_layout()
+    try:
+        return atomic_write(path, lambda tmp: figure.savefig(tmp))
+    finally:
+        plt.close(figure)
