@@ -89,9 +89,7 @@ def _license(cfg: Mapping) -> tuple[list[str], str]:
     if license_id and license_id != "unknown":
         return [f"license: {license_id}"], license_id
     origin = cfg.get("origin_url") or ""
-    words = (
-        f"not stated by the authors (their repository, <{origin}>, has no licence file and its README names none)"
-    )
+    words = f"not stated by the authors (their repository, <{origin}>, has no licence file and its README names none)"
     return ["license: other", "license_name: not-stated-by-the-authors", f"license_link: {origin}"], words
 
 
