@@ -37,7 +37,7 @@ def test_shipped_weights_match_their_pin(demo_model):
 def test_accuracy_on_freshly_generated_clips(demo_model, tmp_path):
     score = score_on_fresh_clips(demo_model, tmp_path, num_clips=120, seed=2026)
     assert score["failed"] == [] and score["videos"] == 120
-    assert score["top1"] >= 80.0, score  # 89.2 measured (2026-12-01); the task now holds both polarities
+    assert score["top1"] >= 88.0, score  # 92.5 measured (2026-12-01, the 0.7 M model); both polarities
 
 
 def draw_scene(direction: str, rng: np.random.Generator, height: int, width: int, frames: int) -> np.ndarray:
@@ -110,7 +110,7 @@ def test_holds_on_clips_made_by_other_means(demo_model, tmp_path):
         top = predict(demo_model, path, views="1x3", topk=1)[0]["label"]
         correct += top == direction
         total += 1
-    assert correct / total >= 0.9, f"{correct}/{total}"
+    assert correct / total >= 0.95, f"{correct}/{total}"  # 48 of 48 measured (2026-12-01)
 
 
 REPO = Path(__file__).resolve().parents[1]

@@ -16,7 +16,7 @@ pytest.importorskip("onnxruntime", reason="ONNX export tests need the [onnx] ext
 pytest.importorskip("onnxscript", reason="ONNX export tests need the [onnx] extra: pip install 'tokshift-zoo[onnx]'")
 
 import tokshift_zoo  # noqa: E402
-from tokshift_zoo import export  # noqa: E402
+from tokshift_zoo import export, onnx_attention  # noqa: E402
 from tokshift_zoo.cli import main  # noqa: E402
 from tokshift_zoo.inference import evaluate, predict  # noqa: E402
 from tokshift_zoo.models.registry import DEFAULT_MODEL  # noqa: E402
@@ -59,6 +59,48 @@ def test_onnx_round_trip_with_dynamic_batch_and_frames(tiny, dynamic_onnx):
         assert logits.shape == (batch, 4) and embedding.shape == (batch, 32)
         torch.testing.assert_close(logits, expected_logits, atol=1e-5, rtol=1e-4)
         torch.testing.assert_close(embedding, expected_embedding, atol=1e-5, rtol=1e-4)
+
+
+def test_onnx_attention_is_one_node_per_block_without_head_copies(tiny, dynamic_onnx):
+    import onnx
+
+    proto = onnx.load(dynamic_onnx[0])
+    ops = [node.op_type for node in proto.graph.node]
+    assert {entry.domain: entry.version for entry in proto.opset_import}[""] == onnx_attention.ONNX_OPSET
+    assert ops.count("Attention") == len(tiny.blocks) and "Softmax" not in ops and "Split" not in ops
+    producer = {output: node.op_type for node in proto.graph.node for output in node.output}
+    consumers = [(node.op_type, name) for node in proto.graph.node for name in node.input]
+    for node in proto.graph.node:
+        if node.op_type == "Attention":  # on the 3-d projections: the heads split by the attribute, not by copies
+            attributes = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+            assert attributes["q_num_heads"] == attributes["kv_num_heads"] == tiny.blocks[0].attn.num_heads
+            assert {producer[name] for name in node.input} <= {"MatMul", "Add", "Gemm"}  # no Transpose, Split
+            assert {op for op, name in consumers if name == node.output[0]} <= {"MatMul", "Gemm"}  # the proj
+
+
+def test_older_opset_keeps_timms_attention_graph(tiny, tmp_path):
+    import onnx
+
+    result = export.export_model(tiny, tmp_path / "op18.onnx", opset=18, check_clips=2)
+    assert result["opset"] == 18 and result["max_abs_diff"] < 1e-4
+    ops = [node.op_type for node in onnx.load(tmp_path / "op18.onnx").graph.node]
+    assert "Attention" not in ops and ops.count("Softmax") == len(tiny.blocks)
+    with pytest.raises(tokshift_zoo.ConfigError, match="opset must be 18 to 23"):
+        export.export_model(tiny, tmp_path / "op17.onnx", opset=17)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["op18.onnx"]
+
+
+def test_export_attention_computes_what_timm_attention_does(tiny):
+    copy = onnx_attention.with_export_attention(tiny)
+    assert all(isinstance(block.attn, onnx_attention.ExportAttention) for block in copy.blocks)
+    assert all(type(block.attn).__name__ == "Attention" for block in tiny.blocks)  # the model itself is kept
+    tokens = torch.randn(3, 17, tiny.embed_dim)
+    with torch.no_grad():
+        torch.testing.assert_close(copy.blocks[1].attn(tokens), tiny.blocks[1].attn(tokens), atol=1e-6, rtol=1e-5)
+        clips = torch.randn(2, 3, 8, 32, 32)
+        torch.testing.assert_close(copy(clips), tiny(clips), atol=1e-5, rtol=1e-4)
+    with pytest.raises(ValueError, match="without a mask"):
+        copy.blocks[0].attn(tokens, attn_mask=torch.zeros(17, 17))
 
 
 def test_metadata_travels_with_the_artefact(tiny, dynamic_onnx):

@@ -15,6 +15,10 @@ def test_unknown_names_and_tags_suggest_the_closest():
         tokshift_zoo.create_model("tokshift_base16_224_8f.in21")
     with pytest.raises(ConfigError, match=r"unknown model 'resnet_zz'.*The zoo's models: .*tokshift_demo_motion"):
         tokshift_zoo.create_model("resnet_zz")
+    with pytest.raises(ConfigError, match=r"model 'tokshift_bse16_224_8f': did you mean tokshift_base16_224_8f "):
+        tokshift_zoo.download("tokshift_bse16_224_8f")  # download names the closest too, before any network
+    with pytest.raises(ConfigError, match=r"no tag 'k40': did you mean tokshift_base16_224_8f\.k400\?"):
+        tokshift_zoo.download("tokshift_base16_224_8f.k40")
 
 
 def test_resolve_data_config_takes_a_name_or_a_model(tiny_model):

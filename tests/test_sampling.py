@@ -75,7 +75,11 @@ def test_uniform_training_one_frame_per_segment():
     assert torch.equal(idx // 12, torch.arange(8).expand(200, 8))  # segment k is frames [12k, 12k + 12)
     assert set(idx[:, 0].tolist()) == set(range(12))  # any frame of a segment can be drawn
     odd = uniform_indices(100, 8, num_clips=200, training=True, generator=gen)
-    assert bool((odd.diff(dim=1) >= 0).all()) and odd.max() == 99  # real-valued segments reach the last frame
+    assert bool((odd.diff(dim=1) >= 0).all()) and odd.max() == 99  # the segments reach the last frame
+    for length in range(8, 40):  # segments of a non-integer length share no frame: none is drawn twice
+        drawn = uniform_indices(length, 8, num_clips=300, training=True, generator=gen)
+        assert bool((drawn.diff(dim=1) > 0).all()), length
+        assert set(drawn.flatten().tolist()) == set(range(length)), length  # and every frame can be drawn
     short = uniform_indices(3, 8, num_clips=50, training=True, generator=gen)
     assert short.min() >= 0 and short.max() <= 2 and bool((short.diff(dim=1) >= 0).all())
 

@@ -536,6 +536,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
         frames=args.frames,
         dynamic_batch=args.batch == "dynamic",
         check_clips=args.check_clips,
+        opset=args.opset,
     )
     if args.json:
         print(json.dumps(result, indent=2))
@@ -578,6 +579,12 @@ def _add_export_parser(commands: argparse._SubParsersAction) -> None:
     export.add_argument("--frames", default=None, help="T of the input, or 'dynamic' (default: the model's own)")
     export.add_argument("--batch", choices=["1", "dynamic"], default="1", help="batch size of the input")
     export.add_argument("--check-clips", type=int, default=8, help="random clips for the top-1 agreement check")
+    export.add_argument(
+        "--opset",
+        type=int,
+        default=23,
+        help="ONNX opset (default 23: one Attention node per block; 18-22 for runtimes without it)",
+    )
     export.add_argument("--json", action="store_true", help="print the result and metadata as JSON")
     export.set_defaults(func=_cmd_export)
 

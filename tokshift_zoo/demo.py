@@ -33,10 +33,10 @@ class DemoRecipe:
 
     plain_clips: int = 1200  # stage 1: the plain part of the task, brighter objects only
     plain_epochs: int = 8
-    train_clips: int = 5000  # stage 2: the whole task, from stage 1's weights
+    train_clips: int = 24000  # stage 2: the whole task, from stage 1's weights
     val_clips: int = 600
     test_clips: int = 400
-    epochs: int = 8
+    epochs: int = 12
     batch_size: int = 32
     lr: float = 2e-3
     weight_decay: float = 0.05
@@ -53,7 +53,7 @@ def write_demo_clip(path: str | os.PathLike, direction: str | None = None, seed:
 
     Clear: the easy part of the task (flat or gradient background, good contrast, steady camera; brighter or darker
     object), an object of 25-40% of the frame's height on a path of 45-70% of the frame. The demo model named 48 of
-    48 such clips right (12-01, seeds 0-47); on clips of the whole task at this size, 36 of 48 (docs/demo_model.md).
+    48 such clips right (12-01, seeds 0-47); on clips of the whole task at this size, 45 of 48 (docs/demo_model.md).
     """
     rng = np.random.default_rng(seed)
     direction = direction or MOTION_LABELS[int(rng.integers(len(MOTION_LABELS)))]

@@ -6,8 +6,9 @@ class names (ONNX: the model's ``metadata_props``; ``.pt2``: the extra file ``to
 ``clips``, float32 (B, 3, T, H, W) normalised as the metadata says; its outputs are ``logits`` (B, classes) and
 ``embedding`` (B, D), the time-averaged class token the head reads.
 
-``export_model`` writes one (``torch.onnx.export(..., dynamo=True)`` or ``torch.export``; int8: ONNX Runtime's
-dynamic quantisation of the matrix products' weights) and checks it against the eager model. ``OnnxRuntimeModel``
+``export_model`` writes one (``torch.onnx.export(..., dynamo=True)``, opset 23 with each attention one node
+(``onnx_attention``), or ``torch.export``; int8: ONNX Runtime's dynamic quantisation of the matrix products'
+weights) and checks it against the eager model. ``OnnxRuntimeModel``
 runs an ONNX artefact with ONNX Runtime behind the model interface ``predict`` and ``evaluate`` use;
 ``runtime_model`` exports a loaded model for it. onnx, onnxscript and onnxruntime are the ``[onnx]`` extra and are
 imported only here, when used.
@@ -33,6 +34,7 @@ import torch.nn as nn
 
 from .atomic import atomic_write
 from .errors import ConfigError, TokShiftZooError
+from .onnx_attention import ONNX_OPSET, ONNX_TRANSLATIONS, with_export_attention
 from .video.transforms import DataConfig, resolve_data_config
 
 __all__ = [
@@ -57,6 +59,7 @@ RUNTIMES = ("eager", "onnxruntime")
 METADATA_FILE = "tokshift_zoo.json"  # the .pt2 extra file holding the metadata
 INPUT_NAME, OUTPUT_NAMES = "clips", ("logits", "embedding")
 _MAX_BATCH, _MAX_FRAMES = 4096, 1024  # bounds of the dynamic dimensions
+_MIN_OPSET = 18  # the oldest opset torch.onnx's dynamo exporter writes
 
 
 class ExportError(TokShiftZooError, RuntimeError):
@@ -235,7 +238,13 @@ def _quiet_loggers(*names: str) -> Iterator[None]:
 
 
 def _write_onnx(
-    module: nn.Module, example: torch.Tensor, path: Path, dynamic: Any, metadata: dict[str, Any], int8: bool
+    module: nn.Module,
+    example: torch.Tensor,
+    path: Path,
+    dynamic: Any,
+    metadata: dict[str, Any],
+    int8: bool,
+    opset: int,
 ) -> None:
     onnx = require("onnx")
     require("onnxscript")  # torch.onnx's dynamo exporter translates with it
@@ -247,6 +256,8 @@ def _write_onnx(
             input_names=[INPUT_NAME],
             output_names=list(OUTPUT_NAMES),
             dynamic_shapes=dynamic,
+            opset_version=opset,
+            custom_translation_table=ONNX_TRANSLATIONS if opset >= ONNX_OPSET else None,
             optimize=True,
             verbose=False,
         )
@@ -281,6 +292,7 @@ def export_model(
     dynamic_batch: bool = False,
     check: bool = True,
     check_clips: int = 8,
+    opset: int = ONNX_OPSET,
 ) -> dict[str, Any]:
     """Export a zoo model to an ONNX or ``.pt2`` artefact with its preprocessing metadata, and check it.
 
@@ -293,6 +305,9 @@ def export_model(
         dynamic_batch: any batch size (1 to 4096) instead of 1.
         check: run the artefact against the eager model (see ``check_artefact``).
         check_clips: clips for the top-1 agreement (int8).
+        opset: ONNX opset (18-23). From 23 on, each attention is one ``Attention`` node on (B, N, C) tensors
+            (``onnx_attention``; fewer copies: faster in ONNX Runtime); below 23, for runtimes that do not read
+            opset 23 yet, it is timm's graph (a head split, matrix products and a softmax).
 
     Returns:
         ``{"path", "format", "int8", "frames", "dynamic_batch", "export_s", "size_mb", "metadata"}`` plus, when
@@ -307,6 +322,8 @@ def export_model(
     fmt = _format_of(path, fmt)
     if int8 and fmt != "onnx":
         raise ConfigError("--int8 is ONNX Runtime's dynamic quantisation: it needs --format onnx, got pt2")
+    if fmt == "onnx" and not _MIN_OPSET <= opset <= ONNX_OPSET:
+        raise ConfigError(f"opset must be {_MIN_OPSET} to {ONNX_OPSET} (torch.onnx's exporter), got {opset}")
     for module in ("onnx", "onnxscript", "onnxruntime") if fmt == "onnx" else ():
         require(module)  # before minutes of export, not after
     if frames == "dynamic":
@@ -323,14 +340,16 @@ def export_model(
     if param.device.type != "cpu" or param.dtype != torch.float32 or model.training:
         model = copy.deepcopy(model).to("cpu", torch.float32).eval()  # leave the caller's model as it was
     metadata = artefact_metadata(model, num_frames, dynamic_batch, int8, fmt)
-    module = LogitsAndEmbedding(model).eval()
+    # ONNX: each attention as one Attention node on (B, N, C) tensors, without the head split's copies
+    fused = fmt == "onnx" and opset >= ONNX_OPSET
+    module = LogitsAndEmbedding(with_export_attention(model) if fused else model).eval()
     example = _example(model, num_frames, dynamic_batch)
     dynamic = _dynamic_shapes(num_frames, dynamic_batch)
     started = time.perf_counter()
     with torch.no_grad():
         try:
             if fmt == "onnx":
-                _write_onnx(module, example, path, dynamic, metadata, int8)
+                _write_onnx(module, example, path, dynamic, metadata, int8, opset)
             else:
                 _write_pt2(module, example, path, dynamic, metadata)
         except (ImportError, OSError, TokShiftZooError):
@@ -345,6 +364,7 @@ def export_model(
         "int8": int8,
         "frames": num_frames or "dynamic",
         "dynamic_batch": dynamic_batch,
+        **({"opset": opset} if fmt == "onnx" else {}),
         "export_s": round(time.perf_counter() - started, 1),
         "size_mb": round(path.stat().st_size / 1e6, 1),
     }

@@ -6,8 +6,8 @@ Every clip shows one object sliding at constant speed over a static background. 
 - the object: rectangle, ellipse, diamond, triangle or cross; of 8-45% of the frame's short side; brighter or
   darker than the background (either alike, at any background level that leaves room), any hue; solid or only
   its outline; flat, striped, checked, dotted or mottled (the texture moves with the object);
-- the background: flat, a gradient, fine static noise, coarse blotches, smooth clouds, stripes or checks, its
-  texture up to nearly as strong as the object's contrast;
+- the background: flat, a linear or radial gradient (up to the object's contrast), fine static noise, coarse
+  blotches, smooth clouds, stripes or checks (up to nearly as strong as the object's contrast);
 - the camera: per-frame noise, a brightness ramp or flicker, H.264 at several qualities (``write_motion_dataset``);
 - the clip: length, size (landscape or portrait), frame rate, and a speed crossing 20-75% of the frame.
 
@@ -34,9 +34,10 @@ import numpy as np
 from .atomic import atomic_write
 from .video.io import write_video
 
-__all__ = ["MOTION_LABELS", "make_motion_clip", "random_clip_size", "write_motion_dataset"]
+__all__ = ["MOTION_LABELS", "TASK_VERSION", "make_motion_clip", "random_clip_size", "write_motion_dataset"]
 
 MOTION_LABELS = ("moving_left", "moving_right", "moving_up", "moving_down")
+TASK_VERSION = 3  # raised whenever the clips a seed draws change, so that caches of written clips are not reused
 _DIRECTIONS = ((0, -1), (0, 1), (-1, 0), (1, 0))  # (dy, dx) of each label, image coordinates (y down)
 _SHAPES = ("rectangle", "ellipse", "diamond", "triangle", "cross")
 _FILLS = ("solid", "stripes", "checks", "dots", "mottled")
@@ -76,9 +77,15 @@ def _field(kind: str, rng: np.random.Generator, height: int, width: int) -> np.n
     yy, xx = np.mgrid[0:height, 0:width] / max(height, width)
     if kind == "flat":
         return np.zeros((height, width))
-    if kind == "gradient":
-        angle = rng.uniform(0, 2 * np.pi)
-        field = np.cos(angle) * xx + np.sin(angle) * yy
+    if kind == "gradient":  # linear at any angle, or radial around a point in or near the frame (a spotlight)
+        if rng.uniform() < 0.5:
+            angle = rng.uniform(0, 2 * np.pi)
+            field = np.cos(angle) * xx + np.sin(angle) * yy
+        else:
+            field = np.hypot(
+                yy - rng.uniform(-0.25, 1.25) * height / max(height, width),
+                xx - rng.uniform(-0.25, 1.25) * width / max(height, width),
+            )
         return (field - field.min()) / max(np.ptp(field), 1e-6)
     if kind == "noise":
         return rng.uniform(0, 1, (height, width))
@@ -108,7 +115,9 @@ def _background(
     ``kinds``) whose amplitude stays below the object's ``contrast``, so the object stays the thing that stands
     out."""
     kind = kinds[rng.integers(len(kinds))]
-    amplitude = 0.0 if kind == "flat" else rng.uniform(0.1, 0.8) * contrast
+    # a smooth ramp may span the object's whole contrast (the object still stands out from its surroundings);
+    # the other patterns stay below it
+    amplitude = 0.0 if kind == "flat" else rng.uniform(0.1, 1.0 if kind == "gradient" else 0.8) * contrast
     low, high = np.clip([level - amplitude / 2, level + amplitude / 2], 0.0, 1.0)
     a, b = _colour(rng, low), _colour(rng, high)
     field = _field(kind, rng, height, width)[..., None]

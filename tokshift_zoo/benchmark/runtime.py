@@ -173,7 +173,8 @@ def runtime_accuracy(
     """The demo model's top-1 on held-out clips of its synthetic motion task under each runtime.
 
     The clips (``num_clips`` class-balanced mp4 files, ``seed`` 3: the demo recipe's held-out seed, clips its
-    training never saw) are written once to ``workdir`` (default ``~/.cache/tokshift_zoo/benchmark``).
+    training never saw) are written once to ``workdir`` (default: a folder of ``~/.cache/tokshift_zoo/benchmark``
+    named by the task's version, the clip count and the seed).
 
     Returns:
         One row per runtime: ``top1``, ``mean_class_accuracy``, ``top1_vs_eager`` (points).
@@ -182,11 +183,11 @@ def runtime_accuracy(
     from ..inference import evaluate
     from ..models.registry import DEFAULT_MODEL
     from ..ready import load
-    from ..synthetic import MOTION_LABELS, write_motion_dataset
+    from ..synthetic import MOTION_LABELS, TASK_VERSION, write_motion_dataset
     from ..train.datasets import read_video_list
 
     model_name = model_name or DEFAULT_MODEL
-    root = Path(workdir) if workdir is not None else cache_dir() / f"motion_held_out_{num_clips}_seed{seed}"
+    root = Path(workdir) if workdir is not None else cache_dir() / f"motion_v{TASK_VERSION}_{num_clips}_seed{seed}"
     list_file = root / "list.txt"
     if not list_file.exists():
         _logger.info("writing %d held-out clips to %s (once)", num_clips, root)

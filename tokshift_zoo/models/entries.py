@@ -94,7 +94,7 @@ PAPER_TABLE = {
 # The bundled demo model: trained by the zoo on its synthetic motion task (tokshift_zoo.synthetic) with the recipe
 # in docs/demo_model.md; the weights ship in the package, pinned by sha256.
 _DEMO_FILE = "tokshift_demo_motion.safetensors"
-_DEMO_SHA256 = "4afadb26f67372b62dc2fd685a5467dfb621dfdcbdba494b579accaf8b175db7"
+_DEMO_SHA256 = "addfdd699b3e78944a053d0ea623b640cc47249efc6d9b9a7d202961275c1c70"
 _DEMO_CFG = dict(
     file=package_file(_DEMO_FILE),
     input_size=(3, 32, 32),

@@ -489,6 +489,6 @@ def tokshift_large16_384_12f(pretrained: bool = False, **kwargs: Any) -> VideoVi
 
 @register_model
 def tokshift_demo_motion(pretrained: bool = False, **kwargs: Any) -> VideoVisionTransformer:
-    """The bundled demo: a 4-block, 64-wide TokShift on 8 frames of 32x32 in 8x8 patches, 4 motion classes."""
-    model_args = dict(img_size=32, patch_size=8, embed_dim=64, depth=4, num_heads=4, num_frames=8, pos_embed_std=1.0)
+    """The bundled demo: a 6-block, 96-wide TokShift on 8 frames of 32x32 in 8x8 patches, 4 motion classes."""
+    model_args = dict(img_size=32, patch_size=8, embed_dim=96, depth=6, num_heads=4, num_frames=8, pos_embed_std=1.0)
     return _create_tokshift("tokshift_demo_motion", pretrained=pretrained, **dict(model_args, **kwargs))

@@ -102,8 +102,10 @@ def uniform_indices(
     - testing: ``u = (c + 0.5) / num_clips`` for clip ``c``, so one test clip takes the middle of each segment
       (``int(tick / 2 + tick * k)`` of the authors' ``read_uniform_clip`` and TSM's ``_get_val_indices``) and
       more clips take evenly shifted positions inside the segments;
-    - training: ``u`` uniform in ``[0, 1)``, drawn per segment and clip (TSN's random offset per segment, with
-      real-valued segments so the last ``L % N`` frames can be drawn too).
+    - training: one frame drawn uniformly from the whole frames of segment ``k``, ``[ceil(k * L / N),
+      ceil((k + 1) * L / N))``, per segment and clip (TSN's random offset per segment; the bounds are rounded up so
+      the segments share no frame, so a video of at least ``N`` frames never repeats one, and the last ``L % N``
+      frames can be drawn too).
 
     Videos shorter than ``num_frames`` repeat frames in order (3 frames, N=8, test:
     ``[0, 0, 0, 1, 1, 2, 2, 2]``), where TSM returns frame 0 ``N`` times.
@@ -123,6 +125,10 @@ def uniform_indices(
     _check_counts(num_video_frames, num_frames, num_clips, clip_index, training)
     if training:
         u = torch.rand(num_clips, num_frames, generator=generator, dtype=torch.float64)
+        if num_video_frames >= num_frames:
+            bounds = -torch.div(-torch.arange(num_frames + 1) * num_video_frames, num_frames, rounding_mode="floor")
+            starts, lengths = bounds[:-1], bounds.diff()  # whole frames of each segment, at least one
+            return starts + torch.floor(u * lengths).long().clamp_(max=lengths - 1)
     else:
         u = ((torch.arange(num_clips, dtype=torch.float64) + 0.5) / num_clips)[:, None].expand(-1, num_frames)
         if clip_index is not None:

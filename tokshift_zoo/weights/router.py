@@ -17,7 +17,7 @@ import torch
 import torch.nn as nn
 
 from ..errors import ConfigError, DownloadError
-from ..models.registry import PACKAGE_SCHEME, VideoCfg, get_entry, get_video_cfg, list_models
+from ..models.registry import PACKAGE_SCHEME, VideoCfg, check_model_name, get_entry, get_video_cfg, list_models
 from .authors import fetch_authors_release
 from .hub import fetch_hub_file, hub_video_cfg, read_hub_config
 from .local import LoadReport, load_local
@@ -138,11 +138,7 @@ def download(name: str, cache_dir: str | os.PathLike | None = None) -> Fetched:
         video = config.get("video_cfg") if isinstance(config.get("video_cfg"), dict) else {}
         filename = pretrained_cfg.get("hf_hub_filename") or video.get("filename") or "model.safetensors"
         return fetch_hub_file(hub_id, filename, sha256=video.get("sha256"), cache_dir=cache_dir)
-    arch, _, tag = name.partition(".")
-    if arch not in list_models():
-        raise ConfigError(f"{arch!r} is not a tokshift-zoo model; known: {list_models()}")
-    if tag and name not in list_models(pretrained=True):
-        raise ConfigError(f"no tag {tag!r} for {arch}; known: {list_models(arch + '.*', pretrained=True)}")
+    check_model_name(name)  # an unknown name or tag: the closest ones
     pretrained_cfg = timm.models.get_pretrained_cfg(name).to_dict()
     return fetch_pretrained(pretrained_cfg, get_video_cfg(name), cache_dir=cache_dir)
 
