@@ -84,13 +84,14 @@ def test_arrows_run_one_way(lower, forbidden):
         for name, targets in GRAPH.items()
         if name.startswith(lower)
         for target in targets
-        if target.startswith(forbidden) or target == "tokshift_zoo.cli"
+        if target.startswith((*forbidden, "tokshift_zoo.cli"))
     }
     assert wrong == set()
 
 
 def test_nothing_imports_the_command_line():
-    assert [name for name, targets in GRAPH.items() if "tokshift_zoo.cli" in targets] == []
+    outside = [name for name in GRAPH if not name.startswith("tokshift_zoo.cli")]
+    assert [name for name in outside if any(t.startswith("tokshift_zoo.cli") for t in GRAPH[name])] == []
 
 
 def test_every_module_imports_alone():

@@ -1,0 +1,187 @@
+"""The commands of classification and embeddings: ``predict`` (with timelines), ``evaluate``, ``embed``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError, VideoError
+from .options import (
+    _add_device_options,
+    _add_list_options,
+    _add_loader_options,
+    _add_model_options,
+    _add_runtime_options,
+    _add_timeline_options,
+    _add_video_input_options,
+    _add_view_options,
+    _device_of,
+    _input_videos,
+    _load_model,
+    _model_label,
+    _runtime_label,
+)
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from ..distributed import process_group
+    from ..inference import predict_videos
+
+    videos = _input_videos(args)
+    model = _load_model(args)
+    if args.timeline is not None:
+        return _predict_timelines(args, model, videos)
+    name = _model_label(args, model)
+    show_bar = (len(videos) > 1 or args.views != "1x1") and not args.no_progress
+    with process_group(_device_of(model)):  # under torchrun: each rank its share
+        results = predict_videos(
+            model, videos, args.views, args.topk, args.batch_size, args.num_workers, show_bar, amp=args.amp
+        )
+    if results is None:  # not rank 0: rank 0 prints every answer
+        return 0
+    for result in results:
+        if "error" in result:  # the other videos go on
+            print(f"tokshift-zoo predict: error: {result['error']}", file=sys.stderr)
+        if args.json:
+            print(json.dumps({"video": result["video"], "model": name, "runtime": _runtime_label(args), **result}))
+        elif "error" not in result:
+            print(result["video"])
+            for p in result["predictions"]:
+                print(f"  {p['score']:7.2%}  {p['label']}")
+    return 1 if any("error" in result for result in results) else 0
+
+
+def _predict_timelines(args: argparse.Namespace, model: Any, videos: list[str]) -> int:
+    import importlib.util
+
+    from ..distributed import gather_to_main, process_group, share_of_items
+    from ..timeline import PLOT_EXTRA, plot_timeline, timeline, timeline_csv
+    from ..video.sampling import parse_views
+
+    clips, crops = parse_views(args.views)
+    if clips != 1:
+        raise ConfigError(f"with --timeline each window is one clip: --views 1x1 or 1x3, got {args.views!r}")
+    if args.plot and importlib.util.find_spec("matplotlib") is None:
+        raise ConfigError(f"--plot needs matplotlib: {PLOT_EXTRA}")
+    with process_group(_device_of(model)):  # under torchrun: each rank its share of the videos
+        done = []
+        for n in share_of_items(videos):
+            try:
+                line = timeline(model, videos[n], args.timeline, args.window, crops, args.batch_size, amp=args.amp)
+            except (VideoError, IndexError, OSError) as err:  # the other videos go on
+                done.append((n, None, str(err)))
+                continue
+            if args.plot:
+                plot = Path(args.plot)
+                if len(videos) > 1:
+                    plot = plot.with_name(f"{plot.stem}-{Path(videos[n]).stem}{plot.suffix}")
+                print(f"wrote {plot_timeline(line, plot)}", file=sys.stderr)
+            done.append((n, line.rows(args.topk), None))
+        gathered = gather_to_main(done)
+    if gathered is None:  # not rank 0
+        return 0
+    header = True
+    for _, rows, error in sorted(item for part in gathered for item in part):
+        if error is not None:
+            print(f"tokshift-zoo predict: error: {error}", file=sys.stderr)
+        elif args.csv:
+            text = timeline_csv(rows)
+            print(text if header else text.split("\n", 1)[1], end="")  # one header line for all videos
+            header = False
+        else:
+            print("\n".join(json.dumps(row) for row in rows))
+    return 1 if any(error is not None for part in gathered for _, _, error in part) else 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from ..distributed import process_group
+    from ..inference import class_names, evaluate
+    from ..train.datasets import read_label_names, read_video_list
+
+    model = _load_model(args)
+    labels = read_label_names(args.labels) if args.labels else class_names(model)
+    samples = read_video_list(args.list, args.data_root, label_names=labels, num_classes=model.num_classes)
+    with process_group(_device_of(model)):  # under torchrun: each rank its share, merged on rank 0
+        result = evaluate(
+            model,
+            [(str(s.path), s.label) for s in samples],
+            views=args.views,
+            batch_size=args.batch_size,
+            num_workers=args.num_workers,
+            progress=not args.no_progress,
+            amp=args.amp,
+        )
+    if result is None:  # not rank 0
+        return 0
+    result["model"] = _model_label(args, model)
+    result["runtime"] = _runtime_label(args)
+    print(json.dumps(result, indent=2))
+    for failure in result["failed"]:
+        print(f"tokshift-zoo evaluate: could not read {failure}", file=sys.stderr)
+    return 1 if result["failed"] else 0
+
+
+def _add_inference_parsers(commands: argparse._SubParsersAction) -> None:
+    predict = commands.add_parser("predict", help="classify video files; labels with scores")
+    for add in (_add_model_options, _add_view_options, _add_device_options, _add_runtime_options):
+        add(predict)
+    _add_video_input_options(predict)
+    predict.add_argument("--topk", type=int, default=5, help="classes to print per video (per window)")
+    predict.add_argument("--json", action="store_true", help='one JSON object per video: {"video", "model", ...}')
+    _add_timeline_options(predict)
+    predict.set_defaults(func=_cmd_predict)
+
+    evaluate = commands.add_parser("evaluate", help="top-1, top-5 and mean per-class accuracy on a video list")
+    for add in (_add_model_options, _add_view_options, _add_device_options, _add_runtime_options):
+        add(evaluate)
+    _add_list_options(evaluate, "list")
+    evaluate.add_argument("--labels", help="class names, one per line (default: the model's)")
+    _add_loader_options(evaluate)
+    evaluate.set_defaults(func=_cmd_evaluate)
+
+
+def _cmd_embed(args: argparse.Namespace) -> int:
+    from ..embeddings import embed
+
+    result = embed(
+        _input_videos(args),
+        args.output,
+        model=args.model,
+        checkpoint=args.checkpoint,
+        views=args.views,
+        per_view=args.per_view,
+        layer=args.layer,
+        dtype=args.dtype,
+        batch_size=args.batch_size,
+        num_workers=args.num_workers,
+        shard_size=args.shard_size,
+        device=args.device,
+        progress=not args.no_progress,
+        amp=args.amp,
+        **args.model_kwargs,
+    )
+    if result is None:  # not rank 0
+        return 0
+    print(json.dumps(result, indent=2))
+    return 1 if result["failed"] else 0
+
+
+def _add_embed_parser(commands: argparse._SubParsersAction) -> None:
+    embed = commands.add_parser(
+        "embed",
+        help="clip embeddings of videos to safetensors shards with a JSONL index (resumable)",
+        description="Write each video's pre-logits embedding (the mean over its views, or each view with "
+        "--per-view) to OUTPUT/shards/*.safetensors, with OUTPUT/index.jsonl and OUTPUT/manifest.json. Rerunning "
+        "the same command skips the videos done. Runs unchanged under torchrun --nproc-per-node N.",
+    )
+    for add in (_add_video_input_options, _add_model_options, _add_view_options, _add_device_options):
+        add(embed)
+    embed.add_argument("--output", required=True, help="folder for the shards, index.jsonl and manifest.json")
+    embed.add_argument("--per-view", action="store_true", help="keep each view's embedding: (views, D) per video")
+    embed.add_argument("--layer", type=int, help="the class token after block K (0-based, -1 the last) instead")
+    embed.add_argument("--dtype", choices=["float32", "float16"], default="float32", help="storage dtype")
+    embed.add_argument("--shard-size", type=int, default=256, help="videos per shard (what a killed run can lose)")
+    embed.set_defaults(func=_cmd_embed)

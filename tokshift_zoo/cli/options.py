@@ -1,0 +1,217 @@
+"""Option types and option blocks shared by the commands, the parser class, and helpers that load a model or
+list the videos from parsed options. Imports no torch."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from pathlib import Path
+from typing import Any, NoReturn
+
+from ..errors import ConfigError
+
+AMP_CHOICES = ["auto", "bf16", "fp16", "none"]  # devices.AMP_CHOICES (that module imports torch); a test compares
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each option's default, unless its help already says it or there is none to show (None, a flag)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        nothing = action.default is None or action.default is False or action.default in ("", argparse.SUPPRESS)
+        if "default" in text or nothing or not action.option_strings:
+            return action.help
+        return super()._get_help_string(action)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with defaults in ``--help`` and one-line usage errors: ``tokshift-zoo CMD: error: ...``, exit 2."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+_VIEWS = re.compile(r"\s*(\d+)\s*[xX]\s*(\d+)\s*")  # video.sampling.parse_views's rule (that module imports torch)
+
+
+def _views(text: str) -> str:
+    """argparse type of ``--views``: CLIPSxCROPS, two positive integers, crops 1 or 3."""
+    match = _VIEWS.fullmatch(text)
+    if match is None or int(match[1]) < 1 or int(match[2]) not in (1, 3):
+        raise argparse.ArgumentTypeError(
+            f"expected CLIPSxCROPS, e.g. 1x1, 1x3 or the paper's 10x3 (crops: 1 or 3), got {text!r}"
+        )
+    return text
+
+
+def _weight_file(text: str) -> str:
+    """argparse type of ``--checkpoint``: an existing file; for a training folder, the files in it to choose."""
+    path = Path(text)
+    if path.is_file():
+        return text
+    if path.is_dir():
+        found = sorted(p.name for p in [*path.glob("*.safetensors"), *path.glob("checkpoint-epoch*.pt")])
+        choose = f"give one of its weight files: {', '.join(found)}" if found else "it holds no weight file"
+        raise argparse.ArgumentTypeError(f"{text} is a folder; {choose}")
+    raise argparse.ArgumentTypeError(f"no file at {text}")
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    """argparse type of ``--model-kwargs``: a JSON object."""
+    try:
+        value = json.loads(text) if text else {}
+    except json.JSONDecodeError as err:
+        raise argparse.ArgumentTypeError(f"expected a JSON object, e.g. '{{\"num_classes\": 174}}': {err}") from err
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object, got {text!r}")
+    return value
+
+
+# --- option blocks shared between commands ---------------------------------------------------------------
+
+
+def _add_model_options(parser: argparse.ArgumentParser) -> None:
+    """--model, --checkpoint, --model-kwargs: which model, with which weights."""
+    parser.add_argument(
+        "--model",
+        help="NAME[.TAG] or hf-hub:ORG/REPO (default: the architecture a zoo --checkpoint names, else the bundled "
+        "demo model)",
+    )
+    parser.add_argument(
+        "--checkpoint",
+        type=_weight_file,
+        help="a local weight file: zoo safetensors (convert's, the trainer's best.safetensors), the trainer's "
+        "checkpoint-epochNNN.pt, the authors' .pth, Google .npz",
+    )
+    parser.add_argument(
+        "--model-kwargs",
+        type=_json_object,
+        default={},
+        help="model overrides as JSON, e.g. '{\"num_classes\": 174}'",
+    )
+
+
+def _add_device_options(parser: argparse.ArgumentParser, amp_default: str = "none") -> None:
+    """--device and --amp: where the model runs and whether autocast is on."""
+    parser.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:1 ...")
+    parser.add_argument(
+        "--amp",
+        choices=AMP_CHOICES,
+        default=amp_default,
+        help=f"autocast (auto: bf16 on CUDA, off on CPU; default {amp_default})",
+    )
+
+
+def _add_view_options(parser: argparse.ArgumentParser) -> None:
+    """--views and --batch-size: the test views of each video and how many go through at once."""
+    parser.add_argument("--views", type=_views, default="1x1", help="CLIPSxCROPS per video, e.g. 10x3 (the paper's)")
+    parser.add_argument("--batch-size", type=int, default=8, help="views per forward pass")
+
+
+def _add_runtime_options(parser: argparse.ArgumentParser) -> None:
+    """--runtime and --int8: eager PyTorch, or the model exported to ONNX and run by ONNX Runtime."""
+    parser.add_argument(
+        "--runtime",
+        choices=["eager", "onnxruntime"],
+        default="eager",
+        help="eager PyTorch, or the model exported to ONNX when loaded and run by ONNX Runtime on CPU (needs the "
+        "[onnx] extra); JSON output says which ran",
+    )
+    parser.add_argument("--int8", action="store_true", help="with --runtime onnxruntime: dynamic int8 quantisation")
+
+
+def _add_list_options(parser: argparse.ArgumentParser, *names: str) -> None:
+    """Video lists (``--list``, or ``--train-list``/``--val-list``) with --data-root."""
+    for name in names:
+        optional = name == "val-list"
+        parser.add_argument(
+            f"--{name}",
+            required=not optional,
+            help="'path label' lines, a path,label CSV (labels with spaces) or a frame-folder list"
+            + ("; without it: no validation, and best.safetensors is the last epoch's weights" if optional else ""),
+        )
+    parser.add_argument(
+        "--data-root", default="", help="folder the list paths are relative to (default: the current folder)"
+    )
+
+
+def _add_video_input_options(parser: argparse.ArgumentParser) -> None:
+    """VIDEO ... and/or --list FILE --data-root DIR; --num-workers, --no-progress: many videos, decoded by workers."""
+    parser.add_argument("videos", nargs="*", metavar="VIDEO", help="video files or frame folders")
+    parser.add_argument("--list", help="also the videos of a list ('path label' lines, path,label CSV, frame folders)")
+    parser.add_argument("--data-root", default="", help="folder the list paths are relative to")
+    _add_loader_options(parser)
+
+
+def _add_loader_options(parser: argparse.ArgumentParser) -> None:
+    """--num-workers and --no-progress: decoding processes (per process under torchrun), the progress bar."""
+    parser.add_argument("--num-workers", type=int, default=0, help="decoding processes (per process under torchrun)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _add_timeline_options(parser: argparse.ArgumentParser) -> None:
+    """--timeline SECONDS, --window, --csv, --plot: sliding windows over long videos."""
+    parser.add_argument(
+        "--timeline",
+        type=float,
+        metavar="SECONDS",
+        help="score sliding windows starting every SECONDS instead of the whole video; one JSON line per window",
+    )
+    parser.add_argument("--window", type=float, metavar="SECONDS", help="timeline window (default: the clip span)")
+    parser.add_argument("--csv", action="store_true", help="timeline as CSV: video,window,start_s,end_s,rank,...")
+    parser.add_argument("--plot", metavar="PNG", help="timeline: plot the top classes' scores over time (matplotlib)")
+
+
+def _input_videos(args: argparse.Namespace) -> list[str]:
+    """The videos named on the command line, then those of ``--list``."""
+    from ..train.datasets import class_names_from_lists, read_video_list
+
+    videos = list(args.videos)
+    if args.list:
+        labels = class_names_from_lists(args.list)
+        videos += [str(sample.path) for sample in read_video_list(args.list, args.data_root, label_names=labels)]
+    if not videos:
+        raise ConfigError("expected VIDEO arguments or --list FILE, got neither")
+    return videos
+
+
+def _load_model(args: argparse.Namespace) -> Any:
+    """The ready model the inference options name; with ``--runtime onnxruntime``, exported and loaded in it."""
+    from ..distributed import inference_device
+    from ..models.registry import DEFAULT_MODEL
+    from ..ready import load
+
+    runtime = getattr(args, "runtime", "eager")
+    if getattr(args, "int8", False) and runtime == "eager":
+        raise ConfigError("--int8 is ONNX Runtime's dynamic quantisation: it needs --runtime onnxruntime")
+    model = load(
+        args.model or (None if args.checkpoint else DEFAULT_MODEL),
+        device=inference_device(args.device) if runtime == "eager" else "cpu",  # torchrun: the local GPU
+        checkpoint_path=args.checkpoint,
+        views=args.views,
+        **args.model_kwargs,
+    )
+    if runtime == "eager":
+        return model
+    from ..export import runtime_model
+
+    return runtime_model(model, runtime, int8=args.int8)
+
+
+def _runtime_label(args: argparse.Namespace) -> str:
+    return args.runtime + ("-int8" if args.int8 else "")
+
+
+def _device_of(model: Any) -> Any:
+    """Where the model runs: its parameters' device; CPU for a model run by ONNX Runtime (it has none)."""
+    param = next(model.parameters(), None)
+    return param.device if param is not None else "cpu"
+
+
+def _model_label(args: argparse.Namespace, model: Any) -> str:
+    return args.checkpoint or args.model or model.pretrained_cfg.get("architecture")
