@@ -284,6 +284,31 @@ def test_loader_suite_with_workers(tmp_path):
     assert rows[1]["speedup"] == pytest.approx(rows[0]["pass_s"] / rows[1]["pass_s"], rel=2e-3, abs=0.006)
 
 
+def test_scale_suite_in_one_and_two_processes(tmp_path):
+    """embed as one process with every core, one with one thread and two under torchrun, and the 10x3 decode
+    against the model's time, on two short clips."""
+    result = benchmark.scale_suite(
+        models=("tokshift_demo_motion",), videos=2, rounds=1, eval_clips=1, workdir=tmp_path, seconds=2, size=(96, 72)
+    )
+    cores = os.cpu_count() or 1
+    embed = result["embed"]
+    assert [(row["processes"], row["threads_each"]) for row in embed] == [(1, cores), (1, 1), (2, max(1, cores // 2))]
+    assert embed[0]["speedup"] == 1.0  # the reference against itself
+    for row in embed:
+        assert row["videos"] == 2 and row["videos_per_s"] > 0
+        assert 0 < row["decode_share"] < 1
+        # the wall time also counts start-up and model loading, which videos/s leaves out
+        assert row["wall_s_with_startup"] >= 2 / row["videos_per_s"] - 0.05
+        # one round: the speed-up is the two rates printed beside it
+        assert row["speedup"] == pytest.approx(row["videos_per_s"] / embed[0]["videos_per_s"], rel=0.01, abs=0.006)
+    evaluate = result["evaluate_10x3"]
+    assert [row["threads"] for row in evaluate] == sorted({cores, 1}, reverse=True)
+    for row in evaluate:
+        assert row["clips"] == 1 and row["decode_30_views_s"] > 0 and row["model_30_views_s"] > 0
+        decode, model = row["decode_30_views_s"], row["model_30_views_s"]  # rounded to 1 ms
+        assert (decode - 5e-4) / (model + 5e-4) - 1e-4 <= row["decode_over_model"] <= (decode + 5e-4) / (model - 5e-4)
+
+
 def test_peak_memory_in_a_fresh_process():
     model = tokshift_zoo.create_model(TINY, **TINY_ARGS)
     params_mib = sum(p.numel() * p.element_size() for p in model.parameters()) / 2**20

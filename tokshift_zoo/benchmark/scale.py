@@ -163,12 +163,16 @@ def scale_suite(
     rounds: int = 3,
     eval_clips: int = 2,
     workdir: str | os.PathLike | None = None,
+    seconds: float = 10.0,
+    size: tuple[int, int] = (340, 256),
 ) -> dict[str, Any]:
     """Both parts for each model: ``{"embed": rows, "evaluate_10x3": rows}`` (see the module doc). ``videos``
-    clips per embed run, ``rounds`` rounds of the three process settings, ``eval_clips`` clips timed for 10x3."""
-    folder = Path(workdir) if workdir is not None else cache_dir() / "scale_340x256_10s"
+    clips per embed run, ``rounds`` rounds of the three process settings, ``eval_clips`` clips timed for 10x3;
+    the clips are ``seconds`` long at ``size`` (width, height), written once to ``workdir``."""
+    width, height = size
+    folder = Path(workdir) if workdir is not None else cache_dir() / f"scale_{width}x{height}_{seconds:g}s"
     folder.mkdir(parents=True, exist_ok=True)
-    clips = _write_clips(folder, max(videos, eval_clips))
+    clips = _write_clips(folder, max(videos, eval_clips), seconds, size)
     threads = sorted({os.cpu_count() or 1, 1}, reverse=True)
     return {
         "embed": embed_suite(list(models), clips[:videos], folder, rounds),
