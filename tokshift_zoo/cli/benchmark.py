@@ -65,7 +65,8 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_benchmark_parser(commands: argparse._SubParsersAction) -> None:
+def add_parsers(commands: argparse._SubParsersAction) -> None:
+    """The parser of ``benchmark``."""
     bench = commands.add_parser(
         "benchmark",
         help="speed, FLOP rate, the shift's cost, attention, decoding and memory, each against a same-run reference",

@@ -34,7 +34,8 @@ def _cmd_train_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_demo_parsers(commands: argparse._SubParsersAction) -> None:
+def add_parsers(commands: argparse._SubParsersAction) -> None:
+    """The parsers of ``demo`` and ``train-demo``."""
     demo = commands.add_parser("demo", help="write a synthetic motion clip and classify it with the bundled model")
     demo.add_argument("--output", default="demo_out", help="folder for the clip")
     demo.add_argument(

@@ -46,7 +46,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_export_parser(commands: argparse._SubParsersAction) -> None:
+def add_parsers(commands: argparse._SubParsersAction) -> None:
+    """The parser of ``export``."""
     export = commands.add_parser(
         "export",
         help="export a model to ONNX or torch.export (.pt2) with its preprocessing, checked against eager",

@@ -124,7 +124,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 1 if result["failed"] else 0
 
 
-def _add_inference_parsers(commands: argparse._SubParsersAction) -> None:
+def add_parsers(commands: argparse._SubParsersAction) -> None:
+    """The parsers of ``predict``, ``evaluate`` and ``embed``."""
     predict = commands.add_parser("predict", help="classify video files; labels with scores")
     for add in (_add_model_options, _add_view_options, _add_device_options, _add_runtime_options):
         add(predict)
@@ -141,6 +142,7 @@ def _add_inference_parsers(commands: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--labels", help="class names, one per line (default: the model's)")
     _add_loader_options(evaluate)
     evaluate.set_defaults(func=_cmd_evaluate)
+    _add_embed_parser(commands)
 
 
 def _cmd_embed(args: argparse.Namespace) -> int:

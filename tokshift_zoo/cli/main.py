@@ -9,13 +9,8 @@ from collections.abc import Sequence
 
 from .. import __version__
 from ..errors import ConfigError, DeviceError, TokShiftZooError
-from .benchmark import _add_benchmark_parser
-from .demo import _add_demo_parsers
-from .export import _add_export_parser
-from .inference import _add_embed_parser, _add_inference_parsers
-from .models import _add_models_parsers
+from . import benchmark, demo, export, inference, models, train
 from .options import _HelpFormatter, _Parser
-from .train import _add_train_parser
 
 _DESCRIPTION = """\
 TokShift video transformers (Zhang, Hao, Ngo, ACM MM 2021): the paper's models with their preprocessing and
@@ -39,10 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
-    parsers = (_add_models_parsers, _add_train_parser, _add_inference_parsers, _add_embed_parser, _add_export_parser)
-    for add in (*parsers, _add_demo_parsers):
-        add(commands)
-    _add_benchmark_parser(commands)
+    for group in (models, train, inference, export, demo, benchmark):  # the order of the commands in --help
+        group.add_parsers(commands)
     return parser
 
 

@@ -62,7 +62,8 @@ def _cmd_publish(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_models_parsers(commands: argparse._SubParsersAction) -> None:
+def add_parsers(commands: argparse._SubParsersAction) -> None:
+    """The parsers of ``models``, ``download``, ``convert`` and ``publish``."""
     models = commands.add_parser("models", help="list the zoo's models with params, FLOPs and weights")
     models.add_argument(
         "--filter", default="", help="glob on model names, e.g. 'tokshift_large*' (default: every model)"

@@ -50,7 +50,8 @@ _TRAIN_FLAGS = {
 }
 
 
-def _add_train_parser(commands: argparse._SubParsersAction) -> None:
+def add_parsers(commands: argparse._SubParsersAction) -> None:
+    """The parser of ``train``."""
     from ..train.config import TrainConfig
 
     train = commands.add_parser(
