@@ -7,6 +7,7 @@ it writes only class-token channels, works in place under autograd, gradient che
 from __future__ import annotations
 
 import copy
+import itertools
 import json
 import os
 import time
@@ -54,6 +55,19 @@ def test_measure_interleaves_rounds():
     assert calls == ["a", "a", "b", "b", "a", "b", "b", "a", "a", "b"]
     assert benchmark.paired_ratio([2.0, 4.0, 9.0], [1.0, 1.0, 3.0]) == 3.0
     assert benchmark.summarize([3.0, 1.0, 2.0]) == {"median_s": 2.0, "min_s": 1.0}
+
+
+def test_measure_leads_each_timed_call_with_untimed_ones():
+    calls = []
+    benchmark.measure({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, reps=2, lead_calls=1)
+    # one sizing call each, then in every round each function twice in a row, in alternating order
+    assert calls == ["a", "b", "a", "a", "b", "b", "b", "b", "a", "a"]
+    count = itertools.count()
+
+    def slow_leads() -> None:  # calls 1, 3, 5 (after the sizing call 0) are the lead calls
+        time.sleep(0.05 if next(count) % 2 else 0)
+
+    assert max(benchmark.measure({"f": slow_leads}, reps=3, lead_calls=1)["f"]) < 0.05  # they go untimed
 
 
 def test_paired_ratios_of_known_timings():

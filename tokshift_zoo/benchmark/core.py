@@ -133,13 +133,17 @@ def measure(
     reps: int = 3,
     warmup: int = 1,
     min_seconds: float = 0.0,
+    lead_calls: int = 0,
 ) -> dict[str, list[float]]:
     """Seconds per call of each function, measured in ``reps`` interleaved rounds.
 
     Each function first runs ``warmup`` times (at least once: that call also sizes it). In each round every
     function runs once, in alternating order, so a slow patch of a shared machine hits all of them alike and
     the ratio of two functions can be taken round by round (``paired_ratio``). A function faster than
-    ``min_seconds`` is called several times per round and its mean taken.
+    ``min_seconds`` is called several times per round and its mean taken. ``lead_calls``: untimed calls of each
+    function right before its timed ones in every round, so that it is timed as a server running only it would
+    run: on its own warm threads and caches, not slowed by the function timed before it (ONNX Runtime's threads
+    spin for tens of milliseconds after a call and take the cores from whatever runs next).
 
     Returns:
         ``{name: [seconds per call in round 0, round 1, ...]}``.
@@ -155,6 +159,8 @@ def measure(
     names = list(fns)
     for round_ in range(reps):
         for name in names if round_ % 2 == 0 else names[::-1]:
+            for _ in range(lead_calls):
+                fns[name]()
             times[name].append(_time_calls(fns[name], device, calls[name]))
     return times
 

@@ -64,7 +64,8 @@ def runtime_suite(
     model_kwargs: Mapping[str, Any] | None = None,
     min_seconds: float = 0.0,
 ) -> list[dict[str, Any]]:
-    """One model (random weights, seeded) under each runtime, on the same clip, timed in interleaved rounds.
+    """One model (random weights, seeded) under each runtime, on the same clip, timed in interleaved rounds, each
+    timed call right after an untimed one of the same runtime (so no runtime runs on another's spinning threads).
 
     Args:
         name: a zoo model; Base-224 8-frame by default.
@@ -136,7 +137,8 @@ def runtime_suite(
             start = time.perf_counter()
             fns["torch.compile"]()  # compiles
             rows["torch.compile"]["setup_s"] = round(time.perf_counter() - start, 1)
-        times = measure(fns, device, reps=reps, warmup=warmup, min_seconds=min_seconds)
+        # each runtime timed right after an untimed call of its own, not on the heels of another runtime's threads
+        times = measure(fns, device, reps=reps, warmup=warmup, min_seconds=min_seconds, lead_calls=1)
         for label, run in runs.items():
             rows[label].update(_agreement(run, clips, expected))
     result = []
