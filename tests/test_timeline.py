@@ -10,12 +10,14 @@ import sys
 import pytest
 import torch
 from conftest import TINY_ARGS
+from PIL import Image
 from safetensors.torch import save_file
 from videos import index_frames, read_index, write_video
 
 import tokshift_zoo
 from tokshift_zoo import resolve_data_config
 from tokshift_zoo.cli import main
+from tokshift_zoo.errors import VideoError
 from tokshift_zoo.inference import VideoPreprocess, predict_logits
 from tokshift_zoo.timeline import plot_timeline, timeline
 from tokshift_zoo.video import load_video
@@ -64,6 +66,12 @@ def test_a_short_video_gives_one_window_and_bad_settings_are_refused(model, tmp_
     with pytest.raises(ValueError, match="no fixed clip span.*--window"):
         timeline(demo, short, stride_s=1.0)
     assert len(timeline(demo.eval(), short, stride_s=0.4, window_s=0.8).starts_s) == 3  # 20-frame windows
+    folder = tmp_path / "frames"  # a frame folder: predict takes it, but it has no time to place windows in
+    folder.mkdir()
+    for i, frame in enumerate(index_frames(range(40))):
+        Image.fromarray(frame).save(folder / f"img_{i + 1:05d}.jpg")
+    with pytest.raises(VideoError, match="frame folder, with no frame rate.*expected a video file"):
+        timeline(model, folder, stride_s=1.0)
 
 
 def test_plot_file_and_a_clear_error_without_matplotlib(model, long_video, tmp_path, monkeypatch):

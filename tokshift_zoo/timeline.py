@@ -100,7 +100,7 @@ def timeline(
 
     Args:
         model: a zoo model in eval mode.
-        video: a video file.
+        video: a video file (not a frame folder: it has no frame rate).
         stride_s: seconds between window starts (> 0).
         window_s: window length in seconds; ``None``: the model's clip span (dense sampling only).
         crops: 1 (centre) or 3 (left, centre, right) crops per window, their logits averaged.
@@ -118,6 +118,11 @@ def timeline(
     """
     if stride_s <= 0:
         raise ConfigError(f"the timeline stride must be a positive number of seconds, got {stride_s}")
+    if Path(video).is_dir():
+        raise VideoError(
+            f"cannot make a timeline of {os.fspath(video)!r}: it is a frame folder, with no frame rate to place "
+            "windows in time; expected a video file (predict classifies a frame folder without --timeline)"
+        )
     name = model.pretrained_cfg.get("architecture", type(model).__name__)
     config = dataclasses.replace(resolve_data_config(model), test_clips=1, test_crops=crops)
     info = read_video_info(video)
