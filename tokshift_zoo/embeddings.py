@@ -32,7 +32,7 @@ import torch
 import torch.nn as nn
 from safetensors import safe_open
 from safetensors.torch import save_file
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from .atomic import atomic_write
@@ -46,7 +46,7 @@ from .distributed import (
     share_of_items,
 )
 from .errors import ConfigError
-from .inference import VideoPreprocess
+from .inference import VideoPreprocess, ViewsDataset
 from .video.sampling import parse_views
 from .video.transforms import resolve_data_config
 from .weights import sha256_file
@@ -123,26 +123,6 @@ def _embed_batch(model: nn.Module, x: torch.Tensor, layer: int | None) -> torch.
     )  # fmt: skip
     cls = prefix.unflatten(1, (x.shape[2], -1))[:, :, 0]  # prefix tokens (B, T*P, D) -> class tokens (B, T, D)
     return cls.mean(1)  # averaged over time, as forward_head does
-
-
-class _ViewsWithFrames(Dataset):
-    """(position, path) -> (position, views (V, 3, T, H, W), frame indices (clips, T), None), or
-    (position, None, None, "path: reason") for a video that cannot be read."""
-
-    def __init__(self, items: Sequence[tuple[int, str]], preprocess: VideoPreprocess) -> None:
-        self.items, self.preprocess = items, preprocess
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __getitem__(self, i: int) -> tuple[int, torch.Tensor | None, torch.Tensor | None, str | None]:
-        position, path = self.items[i]
-        try:
-            indices, frames = self.preprocess.sample(path)
-        except (ValueError, IndexError, OSError) as err:  # VideoReadError is a ValueError
-            return position, None, None, f"{path}: {err}"
-        views = self.preprocess.transform(frames).flatten(0, 1)  # (clips, crops, 3, T, H, W) -> (V, 3, T, H, W)
-        return position, views.to(self.preprocess.dtype), indices, None
 
 
 def _manifest(
@@ -394,7 +374,7 @@ def _embed_share(
     dtype = next(model.parameters()).dtype
     preprocess = VideoPreprocess(resolve_data_config(model), manifest["views"], "cpu", dtype)
     loader = DataLoader(
-        _ViewsWithFrames([(i, videos[i]) for i in mine], preprocess), batch_size=None, num_workers=num_workers
+        ViewsDataset([(i, videos[i]) for i in mine], preprocess), batch_size=None, num_workers=num_workers
     )
     storage = _STORAGE_DTYPES[manifest["dtype"]]
     writer = _ShardWriter(output, run, here.rank, shard_size, storage, _embedding_shape(manifest))

@@ -25,7 +25,18 @@ from .video.io import decode_frame_folder, decode_frames, frame_folder_length, r
 from .video.sampling import parse_views
 from .video.transforms import DataConfig, create_transform, resolve_data_config
 
-__all__ = ["VideoPreprocess", "class_names", "predict", "predict_logits", "predict_videos", "evaluate"]
+__all__ = [
+    "VideoPreprocess",
+    "ViewsDataset",
+    "class_names",
+    "model_data_config",
+    "model_device_dtype",
+    "top_classes",
+    "predict",
+    "predict_logits",
+    "predict_videos",
+    "evaluate",
+]
 
 VideoInput = str | os.PathLike | torch.Tensor | np.ndarray
 
@@ -83,21 +94,27 @@ class VideoPreprocess:
         indices = self.config.frame_indices(video.shape[0])
         return indices, video[indices]
 
+    def sampled_views(self, video: VideoInput) -> tuple[torch.Tensor, torch.Tensor]:
+        """The frame indices of every clip, int64 (clips, T), and the views made of them, as ``__call__``."""
+        indices, frames = self.sample(video)
+        views = self.transform(frames)  # (clips, crops, 3, T, H, W)
+        return indices, views.flatten(0, 1).to(self.device, self.dtype)
+
     def __call__(self, video: VideoInput) -> torch.Tensor:
-        views = self.transform(self.frames(video))  # (clips, crops, 3, T, H, W)
-        return views.flatten(0, 1).to(self.device, self.dtype)
+        return self.sampled_views(video)[1]
 
     def __repr__(self) -> str:
         head = f"{type(self).__name__}(views={self.views!r}, device={self.device}, dtype={self.dtype},"
         return f"{head}\n  {self.transform})"
 
 
-def _model_device_dtype(model: nn.Module) -> tuple[torch.device, torch.dtype]:
-    param = next(model.parameters(), None)  # an exported model run by another runtime has none: CPU float32
+def model_device_dtype(model: nn.Module) -> tuple[torch.device, torch.dtype]:
+    """Where a model runs and in which dtype; CPU float32 for an exported model run by another runtime."""
+    param = next(model.parameters(), None)
     return (param.device, param.dtype) if param is not None else (torch.device("cpu"), torch.float32)
 
 
-def _data_config(model: nn.Module) -> DataConfig:
+def model_data_config(model: nn.Module) -> DataConfig:
     """The model's data config; an exported model (``tokshift_zoo.export``) carries its own, from its metadata."""
     config = getattr(model, "data_config", None)
     return config if isinstance(config, DataConfig) else resolve_data_config(model)
@@ -111,7 +128,7 @@ def predict_logits(
     The views go through the model ``batch_size`` at a time, in the model's own dtype. ``amp`` turns on
     autocast: ``"bf16"``/``"fp16"`` (or a dtype), ``"auto"`` (bf16 on CUDA only); None or ``"none"``: off.
     """
-    device, _ = _model_device_dtype(model)
+    device, _ = model_device_dtype(model)
     with torch.inference_mode(), autocast(device, amp_dtype(amp, device)):
         logits = torch.cat([model(batch.to(device)).float() for batch in views.split(batch_size)])
     return logits.mean(0)
@@ -121,8 +138,8 @@ def _preprocess_for(model: nn.Module, views: str) -> VideoPreprocess:
     attached = getattr(model, "preprocess", None)
     if isinstance(attached, VideoPreprocess) and attached.views == views:
         return attached
-    device, dtype = _model_device_dtype(model)
-    return VideoPreprocess(_data_config(model), views, device, dtype)
+    device, dtype = model_device_dtype(model)
+    return VideoPreprocess(model_data_config(model), views, device, dtype)
 
 
 def class_names(model: nn.Module) -> list[str] | None:
@@ -131,7 +148,9 @@ def class_names(model: nn.Module) -> list[str] | None:
     return list(names) if names is not None and len(names) == model.num_classes else None
 
 
-def _top(scores: torch.Tensor, labels: Sequence[str] | None, topk: int) -> list[dict[str, Any]]:
+def top_classes(scores: torch.Tensor, labels: Sequence[str] | None, topk: int) -> list[dict[str, Any]]:
+    """The ``topk`` classes of (num_classes,) scores, best first: ``[{"label", "index", "score"}, ...]`` (the label
+    is the class index as text where there are no ``labels``; scores rounded to 6 digits)."""
     values, indices = scores.topk(min(topk, scores.numel()))
     return [
         {"label": labels[i] if labels else str(i), "index": i, "score": round(v, 6)}
@@ -167,25 +186,55 @@ def predict(
         return [predict(model, v, views, topk, batch_size, amp) for v in video]
     batch = _preprocess_for(model, views)(video)
     scores = predict_logits(model, batch, batch_size, amp).softmax(-1)
-    return _top(scores, class_names(model), topk)
+    return top_classes(scores, class_names(model), topk)
 
 
-class _ViewsDataset(Dataset):
-    """(path, label) pairs -> (views, label, None) or (None, label, error message) for unreadable videos."""
+class ViewsDataset(Dataset):
+    """(key, video) items -> (key, views (V, 3, T, H, W), frame indices (clips, T), None), or
+    (key, None, None, "video: reason") for a video that cannot be read; the key passes through (a position, a
+    label). For a ``DataLoader`` with ``batch_size=None``, whose workers decode while the model runs."""
 
-    def __init__(self, samples: Sequence[tuple[str, int]], preprocess: VideoPreprocess) -> None:
-        self.samples = samples
-        self.preprocess = preprocess
+    def __init__(self, items: Sequence[tuple[Any, str]], preprocess: VideoPreprocess) -> None:
+        self.items, self.preprocess = items, preprocess
 
     def __len__(self) -> int:
-        return len(self.samples)
+        return len(self.items)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor | None, int, str | None]:
-        path, label = self.samples[i]
+    def __getitem__(self, i: int) -> tuple[Any, torch.Tensor | None, torch.Tensor | None, str | None]:
+        key, video = self.items[i]
         try:
-            return self.preprocess(path), label, None
+            indices, views = self.preprocess.sampled_views(video)
         except (ValueError, IndexError, OSError) as err:  # VideoReadError is a ValueError
-            return None, label, f"{path}: {err}"
+            return key, None, None, f"{video}: {err}"
+        return key, views, indices, None
+
+
+def _logits_of_videos(
+    model: nn.Module,
+    videos: Sequence[str],
+    views: str,
+    batch_size: int,
+    num_workers: int,
+    progress: str | None,
+    amp: str | torch.dtype | None,
+) -> list[tuple[torch.Tensor | None, str | None]] | None:
+    """Each video's view-averaged logits (CPU float32, (num_classes,)) or the reason it could not be read, in the
+    order given, decoded by ``num_workers`` loader processes. Under torchrun each rank classifies its share and
+    rank 0 gets every video's (the others get ``None``). ``progress``: the bar's description, or None for none."""
+    mine = share_of_items(videos)
+    _, dtype = model_device_dtype(model)
+    preprocess = VideoPreprocess(model_data_config(model), views, "cpu", dtype)
+    loader = DataLoader(
+        ViewsDataset([(i, videos[i]) for i in mine], preprocess), batch_size=None, num_workers=num_workers
+    )
+    show = progress is not None and ranks().is_main
+    results = []  # (position, logits or None, error or None); logits on CPU: rank 0 merges tensors of every GPU
+    for i, batch, _, error in tqdm(loader, desc=progress, unit="video", disable=not show):
+        results.append((i, None if error else predict_logits(model, batch, batch_size, amp).cpu(), error))
+    gathered = gather_to_main(results)
+    if gathered is None:
+        return None
+    return [(logits, error) for _, logits, error in sorted((r for part in gathered for r in part), key=lambda r: r[0])]
 
 
 def evaluate(
@@ -216,21 +265,14 @@ def evaluate(
         in list order. ``None`` on ranks other than 0.
     """
     samples = list(samples)
-    mine = share_of_items([path for path, _ in samples])
-    _, dtype = _model_device_dtype(model)
-    preprocess = VideoPreprocess(_data_config(model), views, "cpu", dtype)
-    loader = DataLoader(_ViewsDataset([samples[i] for i in mine], preprocess), batch_size=None, num_workers=num_workers)
-    show = progress and ranks().is_main
-    results = []  # (sample index, view-averaged logits (C,) or None, error or None)
-    for i, (batch, _, error) in zip(mine, tqdm(loader, desc="evaluate", unit="video", disable=not show), strict=True):
-        results.append((i, None if error else predict_logits(model, batch, batch_size, amp), error))
-    gathered = gather_to_main(results)
-    if gathered is None:
+    outcomes = _logits_of_videos(
+        model, [path for path, _ in samples], views, batch_size, num_workers, "evaluate" if progress else None, amp
+    )
+    if outcomes is None:
         return None
-    results = sorted((r for part in gathered for r in part), key=lambda r: r[0])  # list order, as one process
-    failed = [error for _, _, error in results if error is not None]
-    logits = [logit for _, logit, error in results if error is None]
-    labels = [samples[i][1] for i, _, error in results if error is None]
+    failed = [error for _, error in outcomes if error is not None]
+    logits = [logit for logit, error in outcomes if error is None]
+    labels = [label for (_, label), (_, error) in zip(samples, outcomes, strict=True) if error is None]
     read = len(labels)
     if not read:
         top1 = top5 = mean_class = float("nan")
@@ -269,21 +311,13 @@ def predict_videos(
         ``{"video", "error"}`` for a video that could not be read. ``None`` on ranks other than 0.
     """
     videos = [os.fspath(v) for v in videos]
-    mine = share_of_items(videos)
-    _, dtype = _model_device_dtype(model)
-    preprocess = VideoPreprocess(_data_config(model), views, "cpu", dtype)
-    dataset = _ViewsDataset([(videos[i], i) for i in mine], preprocess)
-    loader = DataLoader(dataset, batch_size=None, num_workers=num_workers)
-    labels = class_names(model)
-    show = progress and ranks().is_main
-    results = []
-    for batch, i, error in tqdm(loader, desc="predict", unit="video", disable=not show):
-        if error is not None:
-            results.append((i, {"video": videos[i], "error": error}))
-            continue
-        scores = predict_logits(model, batch, batch_size, amp).softmax(-1)
-        results.append((i, {"video": videos[i], "predictions": _top(scores, labels, topk)}))
-    gathered = gather_to_main(results)
-    if gathered is None:
+    outcomes = _logits_of_videos(model, videos, views, batch_size, num_workers, "predict" if progress else None, amp)
+    if outcomes is None:
         return None
-    return [answer for _, answer in sorted((r for part in gathered for r in part), key=lambda r: r[0])]
+    labels = class_names(model)
+    return [
+        {"video": video, "error": error}
+        if error is not None
+        else {"video": video, "predictions": top_classes(logits.softmax(-1), labels, topk)}
+        for video, (logits, error) in zip(videos, outcomes, strict=True)
+    ]
