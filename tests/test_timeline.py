@@ -74,6 +74,20 @@ def test_a_short_video_gives_one_window_and_bad_settings_are_refused(model, tmp_
         timeline(model, folder, stride_s=1.0)
 
 
+def test_a_model_run_by_onnx_runtime_gives_the_same_timeline(tmp_path):
+    pytest.importorskip("onnxruntime", reason="needs the [onnx] extra: pip install 'tokshift-zoo[onnx]'")
+    pytest.importorskip("onnxscript", reason="needs the [onnx] extra: pip install 'tokshift-zoo[onnx]'")
+    from tokshift_zoo.export import runtime_model
+
+    video = write_video(tmp_path / "short.mp4", index_frames(range(40)), fps=25)
+    demo = tokshift_zoo.create_model("tokshift_demo_motion", pretrained=True).eval()
+    eager = timeline(demo, video, stride_s=0.4, window_s=0.8)
+    exported = timeline(runtime_model(demo, "onnxruntime"), video, stride_s=0.4, window_s=0.8)
+    assert exported.starts_s == eager.starts_s and exported.frames.tolist() == eager.frames.tolist()
+    torch.testing.assert_close(exported.scores, eager.scores, atol=1e-5, rtol=1e-4)
+    assert exported.rows(2)[1]["predictions"][0]["label"] == eager.rows(2)[1]["predictions"][0]["label"]
+
+
 def test_plot_file_and_a_clear_error_without_matplotlib(model, long_video, tmp_path, monkeypatch):
     line = timeline(model, long_video, stride_s=4.0)
     path = plot_timeline(line, tmp_path / "timeline.png")

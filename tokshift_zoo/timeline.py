@@ -22,9 +22,9 @@ import torch.nn as nn
 
 from .atomic import atomic_write
 from .errors import ConfigError, VideoError
-from .inference import class_names, predict_logits
+from .inference import class_names, model_data_config, model_device_dtype, predict_logits, top_classes
 from .video.io import decode_frames, read_video_info
-from .video.transforms import create_transform, resolve_data_config
+from .video.transforms import create_transform
 
 __all__ = ["Timeline", "timeline", "timeline_csv", "plot_timeline", "PLOT_EXTRA"]
 
@@ -56,18 +56,13 @@ class Timeline:
         ``topk`` classes ``[{"label", "index", "score"}]``, best first."""
         rows = []
         for w, scores in enumerate(self.scores):
-            values, indices = scores.topk(min(topk, scores.numel()))
-            predictions = [
-                {"label": self.labels[i] if self.labels else str(i), "index": i, "score": round(v, 6)}
-                for v, i in zip(values.tolist(), indices.tolist(), strict=True)
-            ]
             rows.append(
                 {
                     "video": self.video,
                     "window": w,
                     "start_s": round(self.starts_s[w], 3),
                     "end_s": round(self.ends_s[w], 3),
-                    "predictions": predictions,
+                    "predictions": top_classes(scores, self.labels, topk),
                 }
             )
         return rows
@@ -99,7 +94,7 @@ def timeline(
     """Score sliding windows over a video.
 
     Args:
-        model: a zoo model in eval mode.
+        model: a zoo model in eval mode, or an exported one run by another runtime (``export.runtime_model``).
         video: a video file (not a frame folder: it has no frame rate).
         stride_s: seconds between window starts (> 0).
         window_s: window length in seconds; ``None``: the model's clip span (dense sampling only).
@@ -124,7 +119,7 @@ def timeline(
             "windows in time; expected a video file (predict classifies a frame folder without --timeline)"
         )
     name = model.pretrained_cfg.get("architecture", type(model).__name__)
-    config = dataclasses.replace(resolve_data_config(model), test_clips=1, test_crops=crops)
+    config = dataclasses.replace(model_data_config(model), test_clips=1, test_crops=crops)
     info = read_video_info(video)
     if info.fps <= 0:
         raise VideoError(
@@ -137,13 +132,13 @@ def timeline(
     clip = config.frame_indices(length)[0]  # (T,), offsets inside a window
     frames = torch.stack([start + clip for start in starts])  # (W, T)
     transform = create_transform(config)
-    device_dtype = next(model.parameters()).dtype
+    _, dtype = model_device_dtype(model)
     scores = []
     for chunk in frames.split(windows_per_decode):
         wanted = chunk.flatten().unique()  # sorted
         decoded = decode_frames(video, wanted.tolist(), info)  # (F, H, W, 3)
         clips = decoded[torch.searchsorted(wanted, chunk)]  # (w, T, H, W, 3)
-        views = transform(clips.permute(0, 1, 4, 2, 3)).to(device_dtype)  # (w, crops, 3, T, h, w)
+        views = transform(clips.permute(0, 1, 4, 2, 3)).to(dtype)  # (w, crops, 3, T, h, w)
         scores += [predict_logits(model, window, batch_size, amp).softmax(-1) for window in views]
     times = _frame_times(info)
     return Timeline(
