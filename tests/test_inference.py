@@ -76,6 +76,24 @@ def test_evaluate_reports_accuracy_and_goes_on_after_a_bad_file(tiny_model, tmp_
     assert len(result["failed"]) == 1 and "broken.mp4" in result["failed"][0]
 
 
+@pytest.mark.cuda
+def test_evaluate_and_predict_videos_on_cuda_agree_with_cpu(tiny_model, tmp_path):
+    """Logits come back from the GPU for the merge: the same report and answers as on the CPU."""
+    from tokshift_zoo.inference import predict_videos
+
+    videos = [write_video(tmp_path / f"v{i}.mp4", index_frames(range(20 + i)), fps=25) for i in range(3)]
+    samples = [(str(v), i % 4) for i, v in enumerate(videos)]
+    on_cpu = evaluate(tiny_model, samples, views="1x3", progress=False)
+    on_cuda = evaluate(tiny_model.to("cuda"), samples, views="1x3", progress=False)
+    for key in ("top1", "top5", "mean_class_accuracy"):
+        assert on_cuda[key] == pytest.approx(on_cpu[key]), key
+    assert (on_cuda["videos"], on_cuda["failed"]) == (on_cpu["videos"], on_cpu["failed"]) == (3, [])
+    answers = predict_videos(tiny_model, videos, views="1x3", topk=1, progress=False)
+    assert [a["predictions"][0]["index"] for a in answers] == [
+        p[0]["index"] for p in predict(tiny_model.to("cpu"), videos, views="1x3", topk=1)
+    ]
+
+
 def test_evaluate_metrics_equal_numbers_computed_here(tmp_path):
     """8 classes (top-5 is not trivial), each label chosen at a given rank of its video's scores, one video listed
     twice (its class counts twice), so that top-1, top-5 and mean per-class accuracy all differ; each is
