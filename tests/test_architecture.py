@@ -131,6 +131,10 @@ def test_command_line_help_imports_no_torch():
     from tokshift_zoo.devices import AMP_CHOICES as LIBRARY_AMP_CHOICES
 
     assert tuple(AMP_CHOICES) == LIBRARY_AMP_CHOICES
+    from tokshift_zoo.cli.export import ONNX_OPSET
+    from tokshift_zoo.onnx_attention import ONNX_OPSET as LIBRARY_ONNX_OPSET
+
+    assert ONNX_OPSET == LIBRARY_ONNX_OPSET
 
 
 def test_import_then_timm_registers_the_models():

@@ -7,6 +7,8 @@ import json
 
 from .options import _json_object, _weight_file
 
+ONNX_OPSET = 23  # onnx_attention.ONNX_OPSET (that module imports torch); a test compares
+
 
 def _cmd_export(args: argparse.Namespace) -> int:
     from ..export import export_model
@@ -68,8 +70,8 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     export.add_argument(
         "--opset",
         type=int,
-        default=23,
-        help="ONNX opset (default 23: one Attention node per block; 18-22 for runtimes without it)",
+        default=ONNX_OPSET,
+        help=f"ONNX opset (default {ONNX_OPSET}: one Attention node per block; 18-22 for runtimes without it)",
     )
     export.add_argument("--json", action="store_true", help="print the result and metadata as JSON")
     export.set_defaults(func=_cmd_export)
