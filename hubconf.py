@@ -1,7 +1,7 @@
 """torch.hub entry points: ``torch.hub.load("path/to/tokshift-zoo", "tokshift_base16_224_8f", source="local")``.
 
 Each zoo model is an entry point returning ``tokshift_zoo.load(name[.tag], device, dtype, **kwargs)``: weights
-verified, model on its device, preprocessing attached as ``model.preprocess``.
+verified, model on its device, its weights record (protocol, preset) as ``model.weights``.
 """
 
 dependencies = ["torch", "torchvision", "timm", "huggingface_hub", "safetensors", "requests", "tqdm", "av", "gdown"]

@@ -1,5 +1,5 @@
 """The package's shape: one-way imports (checked on the source with ``ast``), every module importable alone, one
-error family, the public API, a quick command line, and one registry entry per ``name.tag``."""
+error family, the public API, a quick command line, and one weights record per ``name.tag``."""
 
 from __future__ import annotations
 
@@ -171,20 +171,22 @@ def test_public_api():
     assert tokshift_zoo.__version__ == version("tokshift-zoo")
     for name in tokshift_zoo.__all__:
         assert getattr(tokshift_zoo, name) is not None
-    for name in ("evaluate", "download", "load", "create_model", "TrainConfig", "VideoCfg", "DataConfig"):
+    for name in ("evaluate", "download", "load", "create_model", "TrainConfig", "get_weights", "Weights"):
         assert name in tokshift_zoo.__all__
+    for gone in ("VideoCfg", "DataConfig"):  # the one weights record replaced them
+        assert gone not in tokshift_zoo.__all__
 
 
 def test_a_name_tag_is_registered_once_and_generates_timms_cfg():
     import timm
 
-    from tokshift_zoo.models.entries import ENTRIES
-    from tokshift_zoo.models.registry import get_entry, register_entries
+    from tokshift_zoo.models.entries import RECORDS
+    from tokshift_zoo.models.registry import get_weights, register_weights
 
     with pytest.raises(errors.ConfigError, match="tokshift_base16_224_8f.k400.*registered twice"):
-        register_entries([get_entry("tokshift_base16_224_8f.k400")])
-    for entry in ENTRIES:
-        assert timm.models.get_pretrained_cfg(entry.key).to_dict() == entry.timm_cfg()
+        register_weights([get_weights("tokshift_base16_224_8f.k400")])
+    for record in RECORDS:
+        assert timm.models.get_pretrained_cfg(record.key).to_dict() == record.timm_cfg()
 
 
 def test_usage_errors_exit_2_and_failures_exit_1(capsys):

@@ -225,9 +225,9 @@ def test_google_drive_ambiguous_folder_and_refusal_name_the_way_out(drive):
 
 def test_pretrained_false_through_load_and_torch_hub_needs_no_weights():
     model = tokshift_zoo.load(ARCH, device="cpu", pretrained=False, **SHAPES)
-    assert model.training and model.preprocess is not None and not hasattr(model, "load_report")
+    assert model.training and model.weights.views == "10x3" and not hasattr(model, "load_report")
     hub_model = torch.hub.load(str(REPO), ARCH, source="local", device="cpu", pretrained=False, **SHAPES)
-    assert hub_model.num_classes == 400 and hub_model.preprocess.views == "1x1"
+    assert hub_model.num_classes == 400 and hub_model.weights.sha256 is None  # nothing was loaded
 
 
 def test_torch_hub_default_call_then_offline(mirror, monkeypatch):
@@ -255,16 +255,9 @@ def test_publish_pushes_the_releases_and_prints_the_registry_lines(mirror, hub, 
     # pasted into the registry, the hub copy is the first source, checked against its pin
     from tokshift_zoo.models import registry
 
-    entry = registry.get_entry(f"{ARCH}.k400")
-    pinned = type(entry)(
-        entry.name,
-        entry.tag,
-        dict(entry.pretrained_cfg, hf_hub_id=f"zoo-org/{ARCH}"),
-        type(entry.video)(**dict(entry.video.to_dict(), sha256=hashlib_sha256(converted))),
-        entry.default,
-        entry.drive_folder,
-    )
-    monkeypatch.setitem(registry._ENTRIES, entry.key, pinned)
+    record = registry.get_weights(f"{ARCH}.k400")
+    pinned = record.replace(hf_hub_id=f"zoo-org/{ARCH}", sha256=hashlib_sha256(converted))
+    monkeypatch.setitem(registry._RECORDS, record.key, pinned)
     monkeypatch.delenv(authors.MIRROR_ENV)
     model = tokshift_zoo.create_model(ARCH, pretrained=True, pretrained_cfg_overlay=dict(hf_hub_id=f"zoo-org/{ARCH}"),
                                       **SHAPES)  # fmt: skip

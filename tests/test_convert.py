@@ -144,7 +144,7 @@ def test_push_then_load_back_from_the_hub(hub, tiny_model, tmp_path, capsys):
     config = json.loads(hub.file("org/tokshift-tiny", "config.json"))
     sha = hashlib.sha256(dst.read_bytes()).hexdigest()
     assert config["architecture"] == ARCH and config["num_classes"] == 4
-    assert config["model_args"]["embed_dim"] == 32 and config["video_cfg"]["sha256"] == sha
+    assert config["model_args"]["embed_dim"] == 32 and config["weights"]["sha256"] == sha
     assert config["pretrained_cfg"]["mean"] == [0.5, 0.5, 0.5] and config["pretrained_cfg"]["tag"] == "k400"
     readme = hub.file("org/tokshift-tiny", "README.md").decode()
     metadata = {"source_file": "authors.pth", "source_sha256": hashlib.sha256(src.read_bytes()).hexdigest()}
@@ -153,7 +153,7 @@ def test_push_then_load_back_from_the_hub(hub, tiny_model, tmp_path, capsys):
     clip = torch.randn(2, 3, 4, 32, 32)
     for create in (tokshift_zoo.create_model, timm.create_model):
         model = create("hf-hub:org/tokshift-tiny", pretrained=True).eval()
-        assert model.video_cfg.sha256 == sha
+        assert model.weights.sha256 == sha
         with torch.no_grad():
             torch.testing.assert_close(model(clip), tiny_model(clip), rtol=0, atol=0)
 

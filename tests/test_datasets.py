@@ -10,6 +10,7 @@ import torch
 from PIL import Image
 from videos import index_frames, write_video
 
+from tokshift_zoo.models.registry import Weights
 from tokshift_zoo.train.datasets import (
     SkippedVideo,
     VideoClipDataset,
@@ -19,9 +20,8 @@ from tokshift_zoo.train.datasets import (
     read_label_names,
     read_video_list,
 )
-from tokshift_zoo.video import DataConfig
 
-DATA_CONFIG = DataConfig(input_size=(3, 32, 32), num_frames=4, frame_stride=2)
+DATA_CONFIG = Weights("tiny", "test", input_size=(3, 32, 32), num_frames=4, frame_stride=2, interpolation="bilinear")
 
 
 def _touch(root, *names):

@@ -15,7 +15,7 @@ import tokshift_zoo
 from tokshift_zoo.cli import main
 from tokshift_zoo.demo import score_on_fresh_clips
 from tokshift_zoo.inference import predict
-from tokshift_zoo.models import get_video_cfg
+from tokshift_zoo.models import get_weights
 from tokshift_zoo.models.registry import DEFAULT_MODEL
 from tokshift_zoo.synthetic import MOTION_LABELS
 from tokshift_zoo.weights import package_file, sha256_file
@@ -27,9 +27,9 @@ def demo_model():
 
 
 def test_shipped_weights_match_their_pin(demo_model):
-    path = package_file(get_video_cfg(DEFAULT_MODEL).filename).replace("package://tokshift_zoo", "")
+    path = package_file(get_weights(DEFAULT_MODEL).filename).replace("package://tokshift_zoo", "")
     shipped = tokshift_zoo.__path__[0] + path
-    assert sha256_file(shipped) == get_video_cfg(DEFAULT_MODEL).sha256
+    assert sha256_file(shipped) == get_weights(DEFAULT_MODEL).sha256
     assert demo_model.labels == list(MOTION_LABELS) and not demo_model.training
     assert demo_model.load_report.reinitialised == [] and demo_model.load_report.unused == []
 

@@ -15,6 +15,7 @@ from conftest import TINY_ARGS
 from safetensors.torch import save_file
 from videos import index_frames, write_video
 
+import tokshift_zoo
 from tokshift_zoo import read_embeddings, resolve_data_config
 from tokshift_zoo.cli import main
 from tokshift_zoo.embeddings import clip_embeddings, embed, find_videos
@@ -120,6 +121,17 @@ def test_cli_embed_a_folder_with_a_checkpoint(tiny_model, videos, tmp_path, caps
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
     assert manifest["weights_sha256"] == hashlib.sha256(checkpoint.read_bytes()).hexdigest()
     assert manifest["layer"] == -1 and manifest["weights"] == str(checkpoint)
+
+
+def test_the_manifest_records_the_sha256_verified_at_load(hub, tiny_model, videos, tmp_path):
+    from test_weights import REPO, safetensors_bytes, timm_config
+
+    data = safetensors_bytes(tiny_model)
+    hub.commit(REPO, {"model.safetensors": data, "config.json": timm_config()})  # a repo that pins nothing
+    model = tokshift_zoo.load(f"hf-hub:{REPO}", device="cpu")
+    embed(videos[:1], tmp_path / "out", model=model, progress=False)
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["weights_sha256"] == hashlib.sha256(data).hexdigest()  # the hub's LFS id, checked at load
 
 
 def test_the_package_names_are_the_functions():

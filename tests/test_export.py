@@ -16,12 +16,15 @@ pytest.importorskip("onnxruntime", reason="ONNX export tests need the [onnx] ext
 pytest.importorskip("onnxscript", reason="ONNX export tests need the [onnx] extra: pip install 'tokshift-zoo[onnx]'")
 
 import tokshift_zoo  # noqa: E402
-from tokshift_zoo import export, onnx_attention  # noqa: E402
+from tokshift_zoo import (  # noqa: E402
+    export,
+    onnx_attention,
+    resolve_data_config,  # noqa: E402
+)
 from tokshift_zoo.cli import main  # noqa: E402
 from tokshift_zoo.inference import evaluate, predict  # noqa: E402
 from tokshift_zoo.models.registry import DEFAULT_MODEL  # noqa: E402
 from tokshift_zoo.ready import load  # noqa: E402
-from tokshift_zoo.video.transforms import resolve_data_config  # noqa: E402
 
 TINY = "tokshift_base16_224_8f"
 
@@ -111,11 +114,11 @@ def test_metadata_travels_with_the_artefact(tiny, dynamic_onnx):
     assert meta["frames"] == "dynamic" and meta["trained_frames"] == config.num_frames == 8
     assert meta["frame_stride"] == 32 and meta["sampling"] == "dense" and meta["size"] == [32, 32]
     assert meta["mean"] == [0.5, 0.5, 0.5] and meta["std"] == [0.5, 0.5, 0.5]
-    assert meta["views"] == "10x3" and meta["interpolation"] == "bilinear"
+    assert meta["views"] == "10x3" and meta["interpolation"] == "bicubic" and meta["start_rule"] == "authors"
     assert meta["input"]["name"] == "clips" and meta["input"]["shape"] == ["batch", 3, "frames", 32, 32]
     assert meta["outputs"] == {"logits": ["batch", 4], "embedding": ["batch", 32]}
     # the runner rebuilds the same preprocessing from the metadata alone
-    assert export.load_artefact(path).data_config == config
+    assert export.load_artefact(path).weights == config
     # read with plain onnx too, as a server in another language would
     import onnx
 
@@ -145,7 +148,7 @@ def test_pt2_round_trip_with_dynamic_batch_and_metadata(tiny, tmp_path):
     meta = export.read_metadata(path)
     assert meta["frames"] == 8 and meta["input"]["shape"] == ["batch", 3, 8, 32, 32] and meta["format"] == "pt2"
     model = export.load_artefact(path)
-    assert isinstance(model, export.ExportedModel) and model.data_config == resolve_data_config(tiny)
+    assert isinstance(model, export.ExportedModel) and model.weights == resolve_data_config(tiny)
     clips = torch.randn(3, 3, 8, 32, 32)
     torch.testing.assert_close(model(clips), _eager(tiny, clips)[0], atol=1e-5, rtol=1e-4)
     with pytest.raises(ValueError, match="needs --format onnx"):

@@ -10,7 +10,7 @@ import torch
 import tokshift_zoo
 from tokshift_zoo.cli import main
 from tokshift_zoo.flops import count_flops, model_table
-from tokshift_zoo.models import get_video_cfg
+from tokshift_zoo.models import get_weights
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +22,7 @@ def test_counted_gflops_match_the_paper_within_half_a_percent(table):
     paper_models = [name for name in table if name != "tokshift_demo_motion"]
     assert len(paper_models) == 7
     for name in paper_models:
-        row, paper = table[name], get_video_cfg(f"{name}.k400").paper_gflops
+        row, paper = table[name], get_weights(f"{name}.k400").meta.get("gflops")
         assert abs(row["gflops"] - paper) / paper < 0.005, (name, row["gflops"], paper)
         assert row["gflops_full"] > row["gflops"]
 

@@ -14,7 +14,7 @@ from videos import index_frames, read_index, write_video
 import tokshift_zoo
 from tokshift_zoo import resolve_data_config
 from tokshift_zoo.cli import main
-from tokshift_zoo.inference import VideoPreprocess, evaluate, predict, predict_logits
+from tokshift_zoo.inference import VideoPreprocess, evaluate, predict, predict_logits, predict_videos
 
 TINY_KWARGS = json.dumps(TINY_ARGS)
 
@@ -31,8 +31,8 @@ def test_preprocess_samples_the_frames_of_each_view_from_the_file(tiny_model, cl
     frames = preprocess.frames(clip_file)  # (clips, T, 3, H, W)
     assert frames.shape == (3, 8, 3, 48, 64)
     decoded = [read_index(clip.permute(0, 2, 3, 1)) for clip in frames]
-    # 3 clips of 8x32: starts spread over [0, 300 - 256]
-    assert decoded == [[start + 32 * k for k in range(8)] for start in (0, 22, 44)]
+    # 3 clips of 8x32, the authors' starts: int(k * 300 / 3) clipped to 300 - 256 + 1
+    assert decoded == [[start + 32 * k for k in range(8)] for start in (0, 45, 45)]
     views = preprocess(clip_file)
     assert views.shape == (3, 3, 8, 32, 32) and views.dtype == torch.float32
     assert -1.0 <= views.min() and views.max() <= 1.0
@@ -67,7 +67,7 @@ def test_evaluate_reports_accuracy_and_goes_on_after_a_bad_file(tiny_model, tmp_
     videos = [write_video(tmp_path / f"v{i}.mp4", index_frames(range(20 + i)), fps=25) for i in range(3)]
     (tmp_path / "broken.mp4").write_bytes(b"not a video")
     with torch.no_grad():
-        predicted = [int(predict(tiny_model, v, topk=1)[0]["index"]) for v in videos]
+        predicted = [int(predict(tiny_model, v, views="1x1", topk=1)[0]["index"]) for v in videos]
     samples = [(str(v), p) for v, p in zip(videos, predicted, strict=True)]
     samples.append((str(videos[0]), (predicted[0] + 1) % 4))  # one wrong on purpose
     samples.append((str(tmp_path / "broken.mp4"), 0))
@@ -228,3 +228,16 @@ def test_short_videos_and_other_frame_counts_are_said_once(tiny_model, tmp_path,
         tiny_model(torch.zeros(1, 3, 4, 32, 32))
         tiny_model(torch.zeros(2, 3, 4, 32, 32))
     assert caplog.text.count("trained on 8-frame clips and is given 4 frames: it runs on them as they are") == 1
+
+
+def test_predict_and_evaluate_default_to_the_records_views_and_say_which_ran(tiny_model, clip_file):
+    assert tiny_model.weights.views == "10x3"  # the k400 record's test protocol
+    assert predict(tiny_model, clip_file, topk=4) == predict(tiny_model, clip_file, views="10x3", topk=4)
+    tiny_model.weights = tiny_model.weights.with_views(2, 1)  # what load(..., views="2x1") does
+    assert predict(tiny_model, clip_file, topk=4) == predict(tiny_model, clip_file, views="2x1", topk=4)
+    assert predict(tiny_model, clip_file, topk=4) != predict(tiny_model, clip_file, views="1x3", topk=4)
+    result = evaluate(tiny_model, [(str(clip_file), 0)], progress=False)
+    ran = {"views": "2x1", "sampling": "dense 8x32", "start_rule": "authors"}
+    assert result["views"] == "2x1" and result["protocol"] == dict(ran, weights=tiny_model.weights.key, sha256=None)
+    [row] = predict_videos(tiny_model, [clip_file], topk=4, progress=False)
+    assert row["protocol"] == result["protocol"] and row["predictions"] == predict(tiny_model, clip_file, topk=4)

@@ -9,7 +9,7 @@ import pytest
 
 import tokshift_zoo
 from tokshift_zoo.model_cards import CARDS_DIR, check_cards, main, render_card, write_cards
-from tokshift_zoo.models import get_video_cfg
+from tokshift_zoo.models import get_weights
 
 ENTRIES = tokshift_zoo.list_models(pretrained=True)
 
@@ -32,11 +32,11 @@ def test_card_metadata_and_figures(name):
     for line in ("library_name: timm", "pipeline_tag: video-classification", "datasets:"):
         assert line in meta.splitlines()
     assert re.search(r"^license: (?!unknown)\S+$", meta, re.M), "the registry entry needs a license"
-    video = get_video_cfg(name)
-    if video.paper_top1 is not None:
-        assert f"value: {video.paper_top1}" in meta and f"| Kinetics-400 top-1 (paper) | {video.paper_top1}% |" in card
+    top1 = get_weights(name).meta.get("paper_top1")
+    if top1 is not None:
+        assert f"value: {top1}" in meta and f"| Kinetics-400 top-1 (paper) | {top1}% |" in card
     arch = name.split(".")[0]
-    if any(get_video_cfg(e).paper_gflops for e in tokshift_zoo.list_models(arch + ".*", pretrained=True)):
+    if any(get_weights(e).meta.get("gflops") for e in tokshift_zoo.list_models(arch + ".*", pretrained=True)):
         assert re.search(r"\| GFLOPs per view \(paper\) \| \d+\.\d \|", card)
     assert "| sha256 |" in card and "@inproceedings{zhang2021tokshift" in card
     assert f'create_model("{name}", pretrained=True)' in card

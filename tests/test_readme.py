@@ -25,4 +25,4 @@ def test_python_quick_start_runs_as_pasted(tmp_path, monkeypatch):
     lines = out.getvalue().splitlines()
     assert lines[0] == "moving_left"  # the demo model names the clip's motion
     assert "'label': 'moving_left'" in lines[1] and lines[2].count("'label'") == 2 * 4
-    assert "DataConfig(input_size=(3, 224, 224), num_frames=8, frame_stride=32" in lines[3]
+    assert "Weights(tokshift_base16_224_8f.k400: dense 8x32, start_rule=authors, views=10x3" in lines[3]

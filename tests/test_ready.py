@@ -1,4 +1,4 @@
-"""``tokshift_zoo.load`` and the torch.hub entry points: one call to a ready model with its preprocessing."""
+"""``tokshift_zoo.load`` and the torch.hub entry points: one call to a ready model with its weights record."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from videos import index_frames, write_video
 
 import tokshift_zoo
 from tokshift_zoo.cli import main
+from tokshift_zoo.inference import views_of
 from tokshift_zoo.ready import resolve_device, resolve_dtype
 
 REPO = Path(__file__).resolve().parents[1]
@@ -31,22 +32,23 @@ def clip_file(tmp_path):
     return write_video(tmp_path / "clip.mp4", index_frames(range(90)), fps=30)
 
 
-def test_load_returns_an_eval_model_with_preprocess_and_labels(checkpoint, clip_file, tiny_model):
+def test_load_returns_an_eval_model_with_its_record_and_labels(checkpoint, clip_file, tiny_model):
     model = tokshift_zoo.load("tokshift_base16_224_8f", device="cpu", checkpoint_path=checkpoint, **TINY_ARGS)
     assert not model.training and model.labels is None  # 4 classes: the K400 names do not apply
-    batch = model.preprocess(clip_file)
-    assert batch.shape == (1, 3, 8, 32, 32) and batch.device.type == "cpu"
+    assert model.weights.key == "tokshift_base16_224_8f.k400" and model.weights.file == str(checkpoint)
+    batch = views_of(model, clip_file)  # the k400 record's test protocol: 10 clips x 3 crops
+    assert batch.shape == (30, 3, 8, 32, 32) and batch.device.type == "cpu"
     with torch.no_grad():
         torch.testing.assert_close(model(batch), tiny_model(batch))
     frames = tokshift_zoo.load_video(clip_file)  # (T, H, W, 3) uint8, as PyAV decodes
-    torch.testing.assert_close(model.preprocess(frames), batch)
-    torch.testing.assert_close(model.preprocess(frames.permute(0, 3, 1, 2)), batch)
+    torch.testing.assert_close(views_of(model, frames), batch)
+    torch.testing.assert_close(views_of(model, frames.permute(0, 3, 1, 2)), batch)
 
 
 def test_same_logits_through_load_cli_and_torch_hub(checkpoint, clip_file, capsys):
     model = tokshift_zoo.load("tokshift_base16_224_8f", device="cpu", checkpoint_path=checkpoint, **TINY_ARGS)
     with torch.no_grad():
-        scores = model(model.preprocess(clip_file)).softmax(-1)[0]
+        scores = model(views_of(model, clip_file)).mean(0).softmax(-1)  # the 10x3 views' mean, as predict
 
     argv = ["predict", str(clip_file), "--model", "tokshift_base16_224_8f", "--checkpoint", str(checkpoint)]
     assert main(argv + ["--model-kwargs", json.dumps(TINY_ARGS), "--topk", "4", "--json"]) == 0
@@ -57,7 +59,7 @@ def test_same_logits_through_load_cli_and_torch_hub(checkpoint, clip_file, capsy
         str(REPO), "tokshift_base16_224_8f", source="local", device="cpu", checkpoint_path=checkpoint, **TINY_ARGS
     )
     with torch.no_grad():
-        torch.testing.assert_close(hub_model(hub_model.preprocess(clip_file)).softmax(-1)[0], scores)
+        torch.testing.assert_close(hub_model(views_of(hub_model, clip_file)).mean(0).softmax(-1), scores)
 
 
 def test_hubconf_offers_every_zoo_model():
@@ -76,10 +78,12 @@ def test_views_and_dtype_follow_the_arguments(checkpoint, clip_file):
     model = tokshift_zoo.load(
         "tokshift_base16_224_8f", device="cpu", dtype="bf16", checkpoint_path=checkpoint, views="2x3", **TINY_ARGS
     )
-    assert next(model.parameters()).dtype == torch.bfloat16
-    batch = model.preprocess(clip_file)
+    assert next(model.parameters()).dtype == torch.bfloat16 and model.weights.views == "2x3"
+    batch = views_of(model, clip_file)
     assert batch.shape == (6, 3, 8, 32, 32) and batch.dtype == torch.bfloat16
     assert model(batch).shape == (6, 4)
+    result = tokshift_zoo.predict(model, clip_file)  # the views load was given, not the record's 10x3
+    assert tokshift_zoo.inference.protocol(model)["views"] == "2x3" and len(result) == 4
 
 
 def test_a_new_class_count_gives_a_fresh_head_in_train_mode_and_says_so(checkpoint, tiny_model, caplog):
@@ -91,6 +95,31 @@ def test_a_new_class_count_gives_a_fresh_head_in_train_mode_and_says_so(checkpoi
     assert model.load_report.reinitialised == ["head.weight", "head.bias"]
     torch.testing.assert_close(model.blocks[0].attn.qkv.weight, tiny_model.blocks[0].attn.qkv.weight)
     assert "re-initialised: head.weight, head.bias" in caplog.text
+
+
+def test_predict_follows_the_model_after_to(checkpoint, clip_file):
+    model = tokshift_zoo.load(
+        "tokshift_base16_224_8f", device="cpu", checkpoint_path=checkpoint, views="1x3", **TINY_ARGS
+    )
+    full = tokshift_zoo.predict(model, clip_file, topk=4)
+    model.to(torch.bfloat16)  # load's own dtype was float32: the views now follow the model, not load's arguments
+    assert views_of(model, clip_file).dtype == torch.bfloat16
+    half = tokshift_zoo.predict(model, clip_file, topk=4)
+    assert half[0]["index"] == full[0]["index"]
+    scores = {p["index"]: p["score"] for p in half}
+    assert all(abs(scores[p["index"]] - p["score"]) < 0.05 for p in full)
+
+
+@pytest.mark.cuda
+def test_a_model_moved_to_cuda_after_load_predicts_there(checkpoint, clip_file):
+    model = tokshift_zoo.load(
+        "tokshift_base16_224_8f", device="cpu", checkpoint_path=checkpoint, views="1x3", **TINY_ARGS
+    )
+    cpu = tokshift_zoo.predict(model, clip_file, topk=4)
+    model.to("cuda")
+    assert views_of(model, clip_file).is_cuda
+    gpu = tokshift_zoo.predict(model, clip_file, topk=4)
+    assert [p["index"] for p in gpu] == [p["index"] for p in cpu]
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error on a machine without CUDA")
@@ -105,7 +134,7 @@ def test_cuda_model_and_batch(checkpoint, clip_file):
     model = tokshift_zoo.load(
         "tokshift_base16_224_8f", device="cuda", dtype="bf16", checkpoint_path=checkpoint, **TINY_ARGS
     )
-    batch = model.preprocess(clip_file)
+    batch = views_of(model, clip_file)
     assert batch.is_cuda and batch.dtype == torch.bfloat16 and model(batch).is_cuda
 
 

@@ -117,7 +117,7 @@ def test_features_only_gives_video_maps(name, feature_cls):
     assert info.module_name() == [f"blocks.{i}" for i in range(depth - 3, depth)]  # timm ViT's default: last 3
     assert info.channels() == [full.embed_dim] * 3 and info.reduction() == [full.patch_embed.patch_size[0]] * 3
     assert "num_classes" not in features.pretrained_cfg and not features.pretrained_cfg.get("label_names")
-    assert features.video_cfg.num_frames == full.video_cfg.num_frames and features.video_cfg.paper_top1 is None
+    assert features.weights.num_frames == full.weights.num_frames and features.weights.meta["paper_top1"] is None
     clip = clip_for(full)
     with torch.no_grad():
         maps = features(clip)
@@ -370,22 +370,20 @@ def test_shipped_demo_weights_load_with_one_channel_and_as_features():
     assert torch.allclose(gray.patch_embed.proj.weight, summed)
     features = tokshift_zoo.create_model(DEMO, pretrained=True, features_only=True)
     assert torch.equal(features.model.blocks[0].attn.qkv.weight, shipped.blocks[0].attn.qkv.weight)
-    assert (
-        features.video_cfg.num_frames == shipped.video_cfg.num_frames and "num_classes" not in features.pretrained_cfg
-    )
+    assert features.weights.num_frames == shipped.weights.num_frames and "num_classes" not in features.pretrained_cfg
 
 
 def test_a_new_head_drops_the_old_label_names():
     small = small_args("tokshift_base16_224_8f")
     kinetics = tokshift_zoo.create_model("tokshift_base16_224_8f", **small)
-    assert len(kinetics.pretrained_cfg["label_names"]) == 400 and kinetics.video_cfg.paper_top1 == 77.28
+    assert len(kinetics.pretrained_cfg["label_names"]) == 400 and kinetics.weights.meta["paper_top1"] == 77.28
     for model in (
         tokshift_zoo.create_model("tokshift_base16_224_8f", **small, num_classes=174),
         timm.create_model("tokshift_base16_224_8f", **small, num_classes=174),
     ):
         cfg = model.pretrained_cfg
         assert cfg["num_classes"] == 174 and cfg["label_names"] is None and cfg["tag"] == "k400"  # weights' tag
-        assert model.video_cfg.paper_top1 is None and model.video_cfg.num_frames == 8  # sampling still applies
+        assert model.weights.meta["paper_top1"] is None and model.weights.num_frames == 8  # sampling still applies
     kinetics.reset_classifier(10)
     assert kinetics.pretrained_cfg["label_names"] is None and kinetics.pretrained_cfg["num_classes"] == 10
     named = tokshift_zoo.create_model(
@@ -407,3 +405,61 @@ def test_reset_classifier_honours_or_refuses_global_pool(tiny_model):
             tiny_model.reset_classifier(3, pool)
     with pytest.raises(ValueError, match="global_pool 'token'"):
         tokshift_zoo.create_model("tokshift_base16_224_8f", **dict(TINY_ARGS, global_pool="avg"))
+
+
+# --- timm's own paths: checkpoint_path, pretrained_cfg_overlay(file=...), resolve_data_config/create_transform ---
+
+
+def test_timms_own_paths_load_the_authors_google_and_zoo_files(tiny_model, tmp_path):
+    from test_tokshift import save_google_npz  # Google's format, written for real
+
+    files = {
+        "authors": save_authors_checkpoint(tiny_model, tmp_path / "authors.pth"),
+        "google": tmp_path / "ViT-tiny.npz",
+        "zoo": tmp_path / "zoo.safetensors",
+    }
+    save_google_npz(tiny_model, files["google"], num_classes=4)
+    save_file(tiny_model.state_dict(), files["zoo"])
+    clip = torch.randn(1, 3, 8, 32, 32)
+    with torch.no_grad():
+        tokens, logits = tiny_model.forward_features(clip), tiny_model(clip)
+    for kind, path in files.items():
+        for how, model in (
+            ("checkpoint_path", timm.create_model("tokshift_base16_224_8f", checkpoint_path=str(path), **TINY_ARGS)),
+            ("overlay", timm.create_model(
+                "tokshift_base16_224_8f", pretrained=True, pretrained_cfg_overlay=dict(file=str(path)), **TINY_ARGS
+            )),
+        ):  # fmt: skip
+            with torch.no_grad():
+                torch.testing.assert_close(model.eval().forward_features(clip), tokens, msg=f"{kind} {how}")
+                if kind != "google":  # the npz's head is its own (0.5 everywhere), loaded as it fits
+                    torch.testing.assert_close(model(clip), logits, msg=f"{kind} {how}")
+            if how == "overlay":
+                assert model.weights.file == str(path) and model.weights.sha256 is None  # the user's file: unpinned
+
+
+def test_a_state_dict_in_the_zoos_names_loads_untouched_and_strict_loads_still_refuse(tiny_model):
+    other = tokshift_zoo.create_model("tokshift_base16_224_8f", **TINY_ARGS)
+    other.load_state_dict(tiny_model.state_dict())  # the pre-hook leaves the zoo's own names alone
+    assert all(
+        torch.equal(a, b) for a, b in zip(other.state_dict().values(), tiny_model.state_dict().values(), strict=True)
+    )
+    with pytest.raises(RuntimeError, match="Missing key"):
+        other.load_state_dict({k: v for k, v in tiny_model.state_dict().items() if k != "norm.weight"})
+
+
+def test_timms_data_config_of_a_zoo_model_is_the_records_centre_view_of_a_frame(tiny_model):
+    from PIL import Image
+
+    record = tiny_model.weights
+    cfg = timm.data.resolve_data_config(model=tiny_model)
+    assert (cfg["input_size"], cfg["interpolation"], cfg["crop_pct"]) == (
+        record.input_size,
+        record.interpolation,
+        record.crop_pct,
+    )
+    assert tuple(cfg["mean"]) == record.mean and tuple(cfg["std"]) == record.std and cfg["crop_mode"] == "center"
+    per_image = timm.data.create_transform(**cfg)  # timm's image transform: one frame, one centre crop
+    frame = torch.randint(0, 256, (32, 48, 3), dtype=torch.uint8)  # short side = crop: no resize either way
+    ours = record.with_views(1, 1).transforms()(frame.permute(2, 0, 1)[None])  # (1 crop, 3, T=1, 32, 32)
+    torch.testing.assert_close(per_image(Image.fromarray(frame.numpy())), ours[0, :, 0], atol=2 / 255 / 0.5, rtol=0)

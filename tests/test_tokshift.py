@@ -135,8 +135,8 @@ def test_layer_norm_eps_and_default_config():
     assert cfg["mean"] == (0.5, 0.5, 0.5) and cfg["std"] == (0.5, 0.5, 0.5)
     assert cfg["input_size"] == (3, 224, 224) and cfg["num_classes"] == 400 and cfg["tag"] == "k400"
     assert len(cfg["label_names"]) == 400 and cfg["label_names"][0] == "abseiling"
-    assert (model.video_cfg.num_frames, model.video_cfg.frame_stride) == (8, 32)
-    assert (model.video_cfg.test_clips, model.video_cfg.test_crops) == (10, 3)
+    assert (model.weights.num_frames, model.weights.frame_stride) == (8, 32)
+    assert (model.weights.test_clips, model.weights.test_crops) == (10, 3)
 
 
 def test_timm_knows_the_zoo():

@@ -1,11 +1,20 @@
 from dataclasses import replace
+from functools import partial
 
 import pytest
 import torch
 
-from tokshift_zoo.video.transforms import DataConfig, VideoEvalTransform, VideoTrainTransform, create_transform
+from tokshift_zoo.models.registry import Weights
+from tokshift_zoo.video.transforms import (
+    VideoEvalTransform,
+    VideoTrainTransform,
+    create_transform,
+    frame_indices,
+    train_short_side,
+)
 
 HALF = (0.5, 0.5, 0.5)
+record = partial(Weights, "tiny", "test", interpolation="bilinear")  # a weights record: what the pipeline reads
 
 
 def bands(height: int, width: int, values: list[int], frames: int = 2, vertical: bool = False) -> torch.Tensor:
@@ -26,7 +35,7 @@ def to_pixels(x: torch.Tensor) -> torch.Tensor:
 
 
 def test_three_crops_left_centre_right_landscape():
-    config = DataConfig(input_size=(3, 32, 32), mean=HALF, std=HALF)
+    config = record(input_size=(3, 32, 32), mean=HALF, std=HALF)
     out = create_transform(config)(bands(32, 96, [0, 128, 255], frames=4))  # short side = crop: no resize
     assert out.shape == (3, 3, 4, 32, 32)  # (crops, C, T, H, W)
     assert out.dtype == torch.float32
@@ -35,14 +44,14 @@ def test_three_crops_left_centre_right_landscape():
 
 
 def test_three_crops_top_middle_bottom_portrait():
-    config = DataConfig(input_size=(3, 32, 32), mean=HALF, std=HALF)
+    config = record(input_size=(3, 32, 32), mean=HALF, std=HALF)
     out = create_transform(config)(bands(96, 32, [10, 100, 200], vertical=True))
     assert [round(float(to_pixels(c).mean())) for c in out] == [10, 100, 200]
 
 
 def test_short_side_resize_keeps_aspect_ratio():
     # 64x192 -> short side 32 -> 32x96: the three crops are the original thirds, halved
-    config = DataConfig(input_size=(3, 32, 32), mean=HALF, std=HALF)
+    config = record(input_size=(3, 32, 32), mean=HALF, std=HALF)
     out = to_pixels(create_transform(config)(bands(64, 192, [0, 128, 255])))
     assert out.shape == (3, 3, 2, 32, 32)
     for crop, value in zip(out, [0, 128, 255], strict=True):
@@ -56,23 +65,23 @@ def test_centre_crop_offsets_floor_like_the_authors():
     t = VideoEvalTransform((32, 32), 32, 3, mean=(0.0,) * 3, std=(1 / 255,) * 3)
     first_columns = t(video)[:, 0, 0, 0, 0]
     assert first_columns.tolist() == [0, 1, 3]
-    one = create_transform(DataConfig(input_size=(3, 32, 32), mean=(0.0,) * 3, std=(1 / 255,) * 3), num_crops=1)
+    one = create_transform(record(input_size=(3, 32, 32), mean=(0.0,) * 3, std=(1 / 255,) * 3), num_crops=1)
     assert one(video).shape == (1, 3, 1, 32, 32) and one(video)[0, 0, 0, 0, 0] == 1
 
 
 def test_crop_pct_resizes_short_side_to_crop_over_pct():
-    config = DataConfig(input_size=(3, 32, 32), crop_pct=0.5)
+    config = record(input_size=(3, 32, 32), crop_pct=0.5)
     t = create_transform(config, num_crops=1)
     assert t.resize_size == 64
     assert t(torch.zeros(1, 3, 100, 200, dtype=torch.uint8)).shape == (1, 3, 1, 32, 32)
 
 
 def test_normalisation_values():
-    config = DataConfig(input_size=(3, 8, 8), mean=HALF, std=HALF)
+    config = record(input_size=(3, 8, 8), mean=HALF, std=HALF)
     t = create_transform(config, num_crops=1)
     assert bool((t(torch.zeros(2, 3, 8, 8, dtype=torch.uint8)) == -1).all())
     assert bool((t(torch.full((2, 3, 8, 8), 255, dtype=torch.uint8)) == 1).all())
-    imagenet = DataConfig(input_size=(3, 8, 8), mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
+    imagenet = record(input_size=(3, 8, 8), mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
     out = create_transform(imagenet, num_crops=1)(torch.full((1, 3, 8, 8), 255, dtype=torch.uint8))
     torch.testing.assert_close(
         out[0, :, 0, 0, 0], torch.tensor([(1 - 0.485) / 0.229, (1 - 0.456) / 0.224, 0.594 / 0.225])
@@ -80,12 +89,12 @@ def test_normalisation_values():
 
 
 def test_batched_clips_keep_leading_dims():
-    t = create_transform(DataConfig(input_size=(3, 16, 16)))
+    t = create_transform(record(input_size=(3, 16, 16)))
     assert t(torch.zeros(5, 4, 3, 20, 30, dtype=torch.uint8)).shape == (5, 3, 3, 4, 16, 16)
 
 
 def test_training_output_and_randomness():
-    config = DataConfig(input_size=(3, 32, 32), mean=HALF, std=HALF)
+    config = record(input_size=(3, 32, 32), mean=HALF, std=HALF)
     t = create_transform(config, is_training=True)
     assert isinstance(t, VideoTrainTransform)
     assert t.short_side == (32, round(32 * 330 / 224))
@@ -100,7 +109,7 @@ def test_training_output_and_randomness():
 
 def test_training_flip_is_random_and_horizontal():
     # short side range (32, 32) and a 32x32 video: no resize or crop freedom, only the flip is random
-    config = DataConfig(input_size=(3, 32, 32), mean=HALF, std=HALF, train_scale=(32, 32))
+    config = record(input_size=(3, 32, 32), mean=HALF, std=HALF, train_scale=(32, 32))
     t = create_transform(config, is_training=True)
     video = bands(32, 32, [0, 255])
     torch.manual_seed(0)
@@ -109,23 +118,24 @@ def test_training_flip_is_random_and_horizontal():
 
 
 def test_train_short_side_scales_the_paper_range():
-    assert DataConfig(input_size=(3, 224, 224)).train_short_side == (224, 330)
-    assert DataConfig(input_size=(3, 384, 384)).train_short_side == (384, 566)
-    assert DataConfig(train_scale=(256, 320)).train_short_side == (256, 320)
+    assert train_short_side(record(input_size=(3, 224, 224))) == (224, 330)
+    assert train_short_side(record(input_size=(3, 384, 384))) == (384, 566)
+    assert train_short_side(record(train_scale=(256, 320))) == (256, 320)
 
 
 def test_frame_indices_follow_the_config():
-    dense = DataConfig(num_frames=8, frame_stride=32, test_clips=10)
-    assert dense.frame_indices(300).shape == (10, 8)
-    assert dense.frame_indices(300)[9, 0] == 44
-    assert dense.frame_indices(300, training=True, generator=torch.Generator().manual_seed(0)).shape == (1, 8)
-    uniform = DataConfig(num_frames=4, sampling="uniform", test_clips=2)
-    assert uniform.frame_indices(16).tolist() == [[1, 5, 9, 13], [3, 7, 11, 15]]
-    assert uniform.frame_indices(16, clip_index=1).tolist() == [[3, 7, 11, 15]]
+    dense = record(num_frames=8, frame_stride=32, test_clips=10)
+    assert frame_indices(dense, 300).shape == (10, 8)
+    assert frame_indices(dense, 300)[:, 0].tolist() == [0, 30] + [45] * 8  # the authors' read_clip starts
+    assert frame_indices(replace(dense, start_rule="even"), 300)[9, 0] == 44  # the even spread, kept by name
+    assert frame_indices(dense, 300, training=True, generator=torch.Generator().manual_seed(0)).shape == (1, 8)
+    uniform = record(num_frames=4, sampling="uniform", test_clips=2)
+    assert frame_indices(uniform, 16).tolist() == [[1, 5, 9, 13], [3, 7, 11, 15]]
+    assert frame_indices(uniform, 16, clip_index=1).tolist() == [[3, 7, 11, 15]]
 
 
 def test_repr_is_readable():
-    config = DataConfig(input_size=(3, 224, 224))
+    config = record(input_size=(3, 224, 224))
     text = repr(create_transform(config))
     assert text.startswith("VideoEvalTransform(")
     assert "resize_short_side=224" in text and "3 of 224x224" in text and "left, centre, right" in text
@@ -141,31 +151,32 @@ def test_repr_is_readable():
         (dict(test_crops=2), "test_crops"),
         (dict(interpolation="cubic-ish"), "cubic-ish"),
         (dict(mean=(0.5, 0.5)), "mean"),
+        (dict(start_rule="tsm"), "start_rule"),
     ],
 )
 def test_config_rejects_bad_values(kwargs, match):
     with pytest.raises(ValueError, match=match):
-        DataConfig(**kwargs)
+        record(**kwargs)
 
 
 def test_transform_rejects_bad_input_and_arguments():
-    t = create_transform(DataConfig(input_size=(3, 16, 16)))
+    t = create_transform(record(input_size=(3, 16, 16)))
     with pytest.raises(ValueError, match=r"permute\(0, 3, 1, 2\)"):
         t(torch.zeros(4, 20, 30, 3, dtype=torch.uint8))  # decoded (T, H, W, 3) not permuted
     with pytest.raises(ValueError, match="uint8"):
         t(torch.zeros(4, 3, 20, 30))
     with pytest.raises(ValueError, match="num_crops"):
-        create_transform(DataConfig(), num_crops=2)
+        create_transform(record(), num_crops=2)
     with pytest.raises(ValueError, match="num_crops"):
-        create_transform(DataConfig(), is_training=True, num_crops=1)
+        create_transform(record(), is_training=True, num_crops=1)
     with pytest.raises(ValueError, match="short side"):
-        create_transform(DataConfig(train_scale=(100, 300)), is_training=True)
+        create_transform(record(train_scale=(100, 300)), is_training=True)
 
 
 def test_training_flips_can_be_turned_off_for_direction_classes():
     video = torch.zeros(4, 3, 32, 32, dtype=torch.uint8)
     video[..., 16:] = 255  # dark left half, bright right half
-    config = DataConfig(input_size=(3, 32, 32), train_scale=(32, 32))
+    config = record(input_size=(3, 32, 32), train_scale=(32, 32))
     flipped = [create_transform(config, is_training=True)(video)[0, 0, 0, 0].item() > 0 for _ in range(40)]
     assert any(flipped) and not all(flipped)
     no_flip = replace(config, train_hflip=False)

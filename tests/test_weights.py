@@ -112,7 +112,7 @@ def test_registry_pin_is_checked_as_well_as_the_hub_hash(hub, hf_cache, tiny_mod
     assert cached_blobs(hf_cache) == [], "a file that fails its pin must not stay in the cache"
 
     model = tokshift_zoo.create_model(ARCH, pretrained_cfg_overlay=dict(hf_hub_id=REPO), **TINY_ARGS)
-    model.video_cfg = dataclasses.replace(model.video_cfg, sha256=sha256(data))
+    model.weights = dataclasses.replace(model.weights, sha256=sha256(data))
     weights.load_pretrained(model)
     assert_same_weights(model, tiny_model)
     assert hub.gets(REPO, "model.safetensors") == 2  # the wrong pin met the cached copy, then evicted it
@@ -249,26 +249,27 @@ def test_in21k_tags_map_timm_image_vit_weights_with_resampled_position_embedding
         torch.testing.assert_close(own[key], theirs[key], msg=key)
 
 
-def test_hf_hub_name_uses_the_repos_video_cfg_and_its_pin(hub, tiny_model):
+def test_hf_hub_name_uses_the_repos_record_and_its_pin(hub, tiny_model):
     data = safetensors_bytes(tiny_model)
     hub.commit(REPO, {"model.safetensors": data, "config.json": timm_config(sha256=sha256(data), test_clips=2)})
     for create in (tokshift_zoo.create_model, timm.create_model):
         model = create(f"hf-hub:{REPO}", pretrained=True)
         assert_same_weights(model, tiny_model)
-        assert (model.video_cfg.sha256, model.video_cfg.test_clips, model.video_cfg.num_frames) == (sha256(data), 2, 4)
+        assert (model.weights.sha256, model.weights.test_clips, model.weights.num_frames) == (sha256(data), 2, 4)
 
     hub.commit(REPO, {"config.json": timm_config(sha256="1" * 64)})  # a repo whose own pin is wrong
     with pytest.raises(ChecksumError, match="registry pin: expected 1111"):
         tokshift_zoo.create_model(f"hf-hub:{REPO}", pretrained=True)
 
 
-def test_hf_hub_name_without_video_cfg_drops_the_registry_pin(hub, tiny_model, monkeypatch):
+def test_hf_hub_name_without_a_record_drops_the_registry_pin(hub, tiny_model, monkeypatch):
     hub.commit(REPO, {"model.safetensors": safetensors_bytes(tiny_model), "config.json": timm_config()})
-    entry = tokshift_zoo.models.registry.get_entry(f"{ARCH}.k400")
-    pinned = dataclasses.replace(entry, video=dataclasses.replace(entry.video, sha256="2" * 64))
-    monkeypatch.setitem(tokshift_zoo.models.registry._ENTRIES, f"{ARCH}.k400", pinned)
+    record = tokshift_zoo.models.registry.get_weights(f"{ARCH}.k400")
+    pinned = dataclasses.replace(record, sha256="2" * 64)
+    monkeypatch.setitem(tokshift_zoo.models.registry._RECORDS, f"{ARCH}.k400", pinned)
     model = tokshift_zoo.create_model(f"hf-hub:{REPO}", pretrained=True)
-    assert model.video_cfg.sha256 is None and model.video_cfg.num_frames == 8
+    # the registry pin (another source's) is dropped; the sha256 kept is the one the hub's LFS id verified
+    assert model.weights.sha256 == sha256(safetensors_bytes(tiny_model)) and model.weights.num_frames == 8
     assert_same_weights(model, tiny_model)
 
 
@@ -306,7 +307,7 @@ def test_url_download_is_verified_and_cached(file_server: FileServer, hf_cache, 
     assert file_server.gets("tiny.safetensors") == 1
 
     model = tokshift_zoo.create_model(ARCH, pretrained_cfg_overlay=dict(url=url), **TINY_ARGS)
-    model.video_cfg = dataclasses.replace(model.video_cfg, sha256=sha256(data))
+    model.weights = dataclasses.replace(model.weights, sha256=sha256(data))
     weights.load_pretrained(model)
     assert_same_weights(model, tiny_model)
 
@@ -397,7 +398,7 @@ def test_url_needs_a_pin_and_safetensors(file_server):
         weights.fetch_url(url, sha256="")
     with pytest.raises(ValueError, match="only .safetensors"):
         weights.fetch_url(file_server.add("model.pth", b"x"), sha256=sha256(b"x"))
-    with pytest.raises(ValueError, match="no sha256 pin in its VideoCfg"):
+    with pytest.raises(ValueError, match="no sha256 pin in its weights record"):
         tokshift_zoo.create_model(ARCH, pretrained=True, pretrained_cfg_overlay=dict(url=url), **TINY_ARGS)
     assert file_server.log == []
 
@@ -436,12 +437,12 @@ def test_package_file_is_verified_against_its_pin(tmp_path, tiny_model, monkeypa
     assert weights.package_file("demo.safetensors") == "package://tokshift_zoo/data/demo.safetensors"
 
     model = tokshift_zoo.create_model(ARCH, **TINY_ARGS)
-    model.pretrained_cfg = dict(model.pretrained_cfg, file="package://zoo_extra/data/demo.safetensors")
+    model.weights = model.weights.replace(file="package://zoo_extra/data/demo.safetensors")
     for pin, message in [(None, f"must have a sha256 pin.*{sha256(data)}"), ("3" * 64, "sha256 mismatch")]:
-        model.video_cfg = dataclasses.replace(model.video_cfg, sha256=pin)
+        model.weights = dataclasses.replace(model.weights, sha256=pin)
         with pytest.raises(ChecksumError, match=message):
             weights.load_pretrained(model)
-    model.video_cfg = dataclasses.replace(model.video_cfg, sha256=sha256(data))
+    model.weights = dataclasses.replace(model.weights, sha256=sha256(data))
     report = weights.load_pretrained(model)
     assert "package://zoo_extra/data/demo.safetensors" in report.source and "registry pin" in report.source
     assert_same_weights(model, tiny_model)

@@ -42,8 +42,8 @@ _API = {
     "resolve_data_config": ".factory",
     "create_transform": ".video",
     "load_video": ".video",
-    "DataConfig": ".video",
-    "VideoCfg": ".models.registry",
+    "get_weights": ".presets",
+    "Weights": ".presets",
     "TrainConfig": ".train.config",
 }
 
@@ -75,8 +75,10 @@ def __dir__() -> list[str]:
 
 
 def _register_with_timm() -> None:
-    """Register the models with timm and install the weights loader their builders call back."""
+    """Register the models with timm and install the callbacks of models/: the weights loader their builders
+    call and the preset factory of ``Weights.transforms()``."""
     import_module(".weights", __name__)
+    import_module(".presets", __name__)
 
 
 def _importing_own_modules() -> bool:

@@ -6,7 +6,7 @@ whose ``state_dict`` keys are ``module.base_model.`` + jeonsworld ViT-pytorch na
 the architecture, checks that every tensor has a place of the right shape, and writes the file atomically (a
 temporary file in the destination folder, renamed when complete), so DST is never left half-written.
 
-``publish`` uploads ``model.safetensors``, timm's ``config.json`` (with the zoo's ``video_cfg`` beside timm's
+``publish`` uploads ``model.safetensors``, timm's ``config.json`` (with the zoo's weights record beside timm's
 keys) and the model card in one commit through huggingface_hub, so ``create_model("hf-hub:ORG/REPO",
 pretrained=True)`` loads it back, verified.
 """
@@ -32,7 +32,7 @@ from safetensors.torch import save_file
 from .atomic import atomic_write
 from .errors import WeightsError
 from .models.checkpoints import checkpoint_filter_fn
-from .models.registry import get_video_cfg, list_models
+from .models.registry import get_weights, list_models
 from .weights.local import load_state_dict_file, read_safetensors_metadata
 from .weights.pins import sha256_file
 
@@ -255,10 +255,10 @@ def _read_metadata(path: Path) -> dict[str, str]:
 
 
 def hub_config(path: str | os.PathLike) -> dict[str, Any]:
-    """timm's ``config.json`` for a converted file, plus the zoo's ``video_cfg`` with the file's sha256.
+    """timm's ``config.json`` for a converted file, plus the zoo's weights record with the file's sha256.
 
     timm reads ``architecture``, ``num_classes``, ``model_args`` and ``pretrained_cfg``; the zoo also reads the
-    top-level ``video_cfg`` (timm ignores it).
+    top-level ``weights`` (timm ignores it).
     """
     from timm.models._hub import save_config_for_hf
 
@@ -272,8 +272,9 @@ def hub_config(path: str | os.PathLike) -> dict[str, Any]:
         save_config_for_hf(model, f"{tmp}/config.json", model_config={"pretrained_cfg": {"description": description}})
         with open(f"{tmp}/config.json", encoding="utf-8") as f:
             config = json.load(f)
-    video = dataclasses.replace(get_video_cfg(f"{architecture}.{tag}"), sha256=sha256_file(path))
-    config["video_cfg"] = dataclasses.replace(video, filename="model.safetensors").to_dict()
+    record = get_weights(f"{architecture}.{tag}")
+    record = record.replace(sha256=sha256_file(path), filename="model.safetensors")
+    config["weights"] = record.to_dict()
     return config
 
 
@@ -299,7 +300,7 @@ def publish(
     config = hub_config(path)
     metadata = _read_metadata(path)
     name = f"{metadata['architecture']}.{metadata.get('tag', 'k400')}"
-    card = render_card(name, hf_repo=repo_id, sha256=config["video_cfg"]["sha256"], source=metadata)
+    card = render_card(name, hf_repo=repo_id, sha256=config["weights"]["sha256"], source=metadata)
     api = HfApi(token=token)
     api.create_repo(repo_id, private=private, exist_ok=True)
     info = api.create_commit(

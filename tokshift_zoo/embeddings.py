@@ -19,7 +19,6 @@ remaining videos into its own shards and rank 0 merges; the folder must be on a 
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import time
@@ -47,8 +46,8 @@ from .distributed import (
 )
 from .errors import ConfigError
 from .inference import VideoPreprocess, ViewsDataset
+from .models.registry import weights_of
 from .video.sampling import parse_views
-from .video.transforms import resolve_data_config
 from .weights import sha256_file
 
 __all__ = ["embed", "read_embeddings", "clip_embeddings", "find_videos", "VIDEO_EXTENSIONS"]
@@ -142,11 +141,11 @@ def _manifest(
         checkpoint = report.source
     if checkpoint is not None:
         sha256 = sha256_file(checkpoint)
-    elif report is not None:  # the tag's weights, verified against this pin when loaded
-        sha256 = model.video_cfg.sha256
+    elif report is not None:  # the tag's weights: the sha256 verified when they were loaded
+        sha256 = weights_of(model).sha256
     else:  # random weights: nothing to pin
         sha256 = None
-    preprocessing = dataclasses.asdict(VideoPreprocess(resolve_data_config(model), views).config)
+    preprocessing = VideoPreprocess(weights_of(model), views).weights.preprocessing()
     manifest = {
         "format": _FORMAT,
         "model": name or cfg.get("architecture"),
@@ -372,7 +371,7 @@ def _embed_share(
     here = ranks()
     mine = [todo[i] for i in share_of_items([videos[i] for i in todo])]
     dtype = next(model.parameters()).dtype
-    preprocess = VideoPreprocess(resolve_data_config(model), manifest["views"], "cpu", dtype)
+    preprocess = VideoPreprocess(weights_of(model), manifest["views"], "cpu", dtype)
     loader = DataLoader(
         ViewsDataset([(i, videos[i]) for i in mine], preprocess), batch_size=None, num_workers=num_workers
     )

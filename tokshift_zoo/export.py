@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import dataclasses
 import importlib
 import json
 import logging
@@ -34,8 +33,9 @@ import torch.nn as nn
 
 from .atomic import atomic_write
 from .errors import ConfigError, TokShiftZooError
+from .models.registry import Weights, weights_of
 from .onnx_attention import ONNX_OPSET, ONNX_TRANSLATIONS, with_export_attention
-from .video.transforms import DataConfig, resolve_data_config
+from .video.transforms import crop_size
 
 __all__ = [
     "FORMATS",
@@ -99,15 +99,15 @@ def artefact_metadata(
         dynamic_batch: whether B is dynamic (else 1).
 
     Returns:
-        A JSON-ready dict; ``data_config`` is ``DataConfig``'s fields (``DataConfig(**data_config)`` rebuilds it).
+        A JSON-ready dict; ``weights`` is the model's weights record (``Weights.from_dict`` rebuilds it).
     """
     from . import __version__
 
-    config = resolve_data_config(model)
-    labels = getattr(model, "labels", None) or model.pretrained_cfg.get("label_names")
+    config = weights_of(model)
+    labels = getattr(model, "labels", None) or config.categories
     cfg = model.pretrained_cfg
     name = cfg.get("architecture", "") + (f".{cfg['tag']}" if cfg.get("tag") else "")
-    height, width = config.crop_size
+    height, width = crop_size(config)
     return {
         "format": fmt,
         "model": name,
@@ -125,24 +125,23 @@ def artefact_metadata(
         "trained_frames": config.num_frames,
         "frame_stride": config.frame_stride,
         "sampling": config.sampling,
+        "start_rule": config.start_rule,
         "size": [height, width],
         "interpolation": config.interpolation,
         "crop_pct": config.crop_pct,
         "mean": list(config.mean),
         "std": list(config.std),
-        "views": f"{config.test_clips}x{config.test_crops}",
+        "views": config.views,
         "view_averaging": "mean of the views' logits, then softmax",
         "labels": list(labels) if labels is not None and len(labels) == model.num_classes else None,
-        "data_config": json.loads(json.dumps(dataclasses.asdict(config))),
+        "weights": json.loads(json.dumps(config.to_dict())),
     }
 
 
-def _metadata_config(metadata: dict[str, Any]) -> DataConfig:
-    fields = dict(metadata["data_config"])
-    for key in ("input_size", "mean", "std", "train_scale"):
-        if fields.get(key) is not None:
-            fields[key] = tuple(fields[key])
-    return DataConfig(**fields)
+def _metadata_record(metadata: dict[str, Any]) -> Weights:
+    """The weights record of an artefact (one written before the record carries its ``data_config`` fields)."""
+    name, _, tag = str(metadata.get("model", "")).partition(".")
+    return Weights.from_dict(metadata.get("weights") or metadata["data_config"], name=name, tag=tag)
 
 
 def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
@@ -383,7 +382,7 @@ class _ArtefactModel(nn.Module):
     def __init__(self, metadata: dict[str, Any]) -> None:
         super().__init__()
         self.metadata = metadata
-        self.data_config = _metadata_config(metadata)
+        self.weights = _metadata_record(metadata)
         self.num_classes = metadata["outputs"][OUTPUT_NAMES[0]][-1]
         self.labels = metadata["labels"]
         self.pretrained_cfg = {"architecture": metadata["model"], "label_names": metadata["labels"]}

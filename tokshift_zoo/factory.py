@@ -1,5 +1,5 @@
 """``create_model``: timm's factory, plus the zoo's loading of local checkpoints in any supported format; and
-``resolve_data_config`` of a model or of a name."""
+``resolve_data_config``: the weights record of a model or of a name, fitted to how the model is built."""
 
 from __future__ import annotations
 
@@ -12,10 +12,8 @@ import torch.nn as nn
 
 from . import models  # noqa: F401 - registers the zoo's models with timm
 from .errors import ConfigError
-from .models.registry import VideoCfg, check_model_name
+from .models.registry import Weights, check_model_name, weights_of
 from .models.tokshift import feature_model, pop_feature_args
-from .video import DataConfig
-from .video import resolve_data_config as _model_data_config
 from .weights import load_weights_file, read_checkpoint_metadata
 
 __all__ = ["create_model", "read_checkpoint_metadata", "resolve_data_config"]
@@ -36,8 +34,8 @@ def create_model(
         checkpoint_path: a local file loaded after building: the zoo's safetensors, an authors'-format ``.pth``
             or a Google ViT ``.npz``; a head whose class count differs from the model's stays re-initialised.
             A file written by the zoo (``convert``, the trainer's ``best.safetensors`` or its
-            ``checkpoint-epochNNN.pt``) also gives the model's arguments, class names and video settings, unless
-            ``kwargs`` say otherwise.
+            ``checkpoint-epochNNN.pt``) also gives the model's arguments, class names and weights record (its
+            sampling and test protocol), unless ``kwargs`` say otherwise.
         **kwargs: model overrides as in timm (``num_classes``, ``img_size``, ``num_frames``, ``fold_div``,
             ``embed_dim``, ``depth``, ``num_heads``, ``drop_path_rate``, ``pretrained_cfg_overlay``, ...), and
             timm's ``features_only`` / ``out_indices`` / ``feature_cls`` (a feature extractor, see docs/timm.md).
@@ -46,8 +44,9 @@ def create_model(
         ConfigError: an unknown name or tag (the message suggests the closest ones).
 
     Returns:
-        A ``VideoVisionTransformer`` taking (B, 3, T, H, W) clips and returning (B, num_classes) logits. When
-        weights were loaded, ``model.load_report`` (a ``weights.LoadReport``) lists the keys loaded,
+        A ``VideoVisionTransformer`` taking (B, 3, T, H, W) clips and returning (B, num_classes) logits, with
+        ``model.weights``: its weights record (file, verified sha256, sampling and test views, preset, meta).
+        When weights were loaded, ``model.load_report`` (a ``weights.LoadReport``) lists the keys loaded,
         re-initialised and unused.
     """
     saved = read_checkpoint_metadata(checkpoint_path) if checkpoint_path is not None else {}
@@ -66,23 +65,31 @@ def create_model(
     # features_only wraps the model, so with a checkpoint the wrapping waits until the weights are in
     features = pop_feature_args(kwargs) if checkpoint_path is not None else None
     model = timm.create_model(model_name, pretrained=pretrained, **kwargs)
-    if "video_cfg" in saved:
-        model.video_cfg = VideoCfg(**saved["video_cfg"])
+    saved_record = saved.get("weights", saved.get("video_cfg"))
+    if isinstance(saved_record, dict):  # the file's own protocol, fitted to the model built from it
+        model.weights = Weights.from_dict(saved_record, **model.weights.to_dict()).fit(model)
     if checkpoint_path is not None:
         model.load_report = load_weights_file(model, checkpoint_path)
+        model.weights = model.weights.replace(file=os.fspath(checkpoint_path), sha256=None)  # nothing pins it
     return feature_model(model, **features) if features is not None else model
 
 
-def resolve_data_config(model: nn.Module | str, **kwargs: Any) -> DataConfig:
-    """The ``DataConfig`` (input size, clip length and sampling, normalisation, test views) of a model or a name.
+def resolve_data_config(model: nn.Module | str, **kwargs: Any) -> Weights:
+    """The weights record a model's data goes through (input size, clip sampling and start rule, normalisation,
+    test views), fitted to the model; the zoo's one ``resolve_data_config``.
 
     Args:
-        model: a built zoo model, or a ``name[.tag]`` / ``hf-hub:ORG/REPO`` (built on the meta device: no
-            weights, no memory).
+        model: a built zoo model (its ``model.weights``), or a ``name[.tag]`` / ``hf-hub:ORG/REPO`` (built on the
+            meta device: no weights, no memory).
         **kwargs: with a name, the ``create_model`` overrides that change the input (``img_size``,
             ``num_frames``, ...).
+
+    Returns:
+        The record: ``create_transform(record)`` (or ``record.transforms()``) is its preset. It is not timm's
+        image data config: ``timm.data.create_transform(**record)`` raises a ``ConfigError`` saying so (timm's
+        own ``timm.data.resolve_data_config(model=model)`` gives the per-frame image settings).
     """
     if isinstance(model, str):
         with torch.device("meta"):
             model = create_model(model, **kwargs)
-    return _model_data_config(model)
+    return weights_of(model)

@@ -16,7 +16,7 @@ import torch
 import torch.nn as nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from .models.registry import get_entry, get_video_cfg, list_models
+from .models.registry import get_weights, list_models
 
 __all__ = ["count_flops", "model_table"]
 
@@ -68,18 +68,18 @@ def model_table(filter: str = "") -> list[dict[str, Any]]:  # noqa: A002 - timm'
         with torch.device("meta"):
             model = timm.create_model(name)
         flops = count_flops(model)
-        video_cfg = get_video_cfg(name)
+        record = get_weights(name)
         tags = {}
         for key in list_models(f"{name}.*", pretrained=True):
-            entry = get_entry(key)
-            tags[entry.tag] = entry.has_source
+            tagged = get_weights(key)
+            tags[tagged.tag] = tagged.has_source
         rows.append(
             {
                 "name": name,
                 "params_m": round(sum(p.numel() for p in model.parameters()) / 1e6, 1),
                 "gflops": round(flops["gflops"], 1),
                 "gflops_full": round(flops["gflops_full"], 1),
-                "paper_gflops": video_cfg.paper_gflops,
+                "paper_gflops": record.meta.get("gflops"),
                 "frames": model.num_frames,
                 "resolution": model.patch_embed.img_size[0],
                 "tags": ",".join(f"{t}{'' if ok else '(no download)'}" for t, ok in tags.items()),

@@ -1,13 +1,15 @@
 """Multi-view prediction: a video in, labels out.
 
-A video (a file, or frames already decoded) becomes ``clips x crops`` views following the model's data config
-(``VideoPreprocess``); the views run through the model in batches, on the model's device, in its dtype (autocast only
-when asked for); their logits are averaged, as in the paper's 10x3 test protocol, and turned into scores.
+A video (a file, or frames already decoded) becomes ``clips x crops`` views following the model's weights record
+(``model.weights``: its sampling, clip-start rule, preset and test views; ``VideoPreprocess``); the views run
+through the model in batches, on the model's device, in its dtype at call time (autocast only when asked for);
+their logits are averaged, as in the paper's 10x3 test protocol, and turned into scores. Without ``views``, the
+record's test views run (the paper's 10x3 for the k400 tags, or those ``load(views=...)`` set); the results say
+which protocol ran (``protocol``).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -21,17 +23,19 @@ from tqdm import tqdm
 from .devices import amp_dtype, autocast
 from .distributed import gather_to_main, ranks, share_of_items
 from .metrics import mean_class_accuracy, topk_hits
+from .models.registry import Weights, weights_of
 from .video.io import decode_frame_folder, decode_frames, frame_folder_length, read_video_info
 from .video.sampling import parse_views
-from .video.transforms import DataConfig, create_transform, resolve_data_config
+from .video.transforms import create_transform, frame_indices
 
 __all__ = [
     "VideoPreprocess",
     "ViewsDataset",
     "class_names",
-    "model_data_config",
     "model_device_dtype",
+    "protocol",
     "top_classes",
+    "views_of",
     "predict",
     "predict_logits",
     "predict_videos",
@@ -45,8 +49,9 @@ class VideoPreprocess:
     """A video -> the batch of its test views, (clips * crops, 3, T, H, W), ready for the model.
 
     Args:
-        config: the model's data config (``resolve_data_config(model)``).
-        views: ``"CLIPSxCROPS"``: ``"1x1"`` one centre clip and crop; ``"10x3"`` the paper's protocol.
+        weights: the model's weights record (``model.weights``, ``resolve_data_config(model)``).
+        views: ``"CLIPSxCROPS"``: ``"1x1"`` one centre clip and crop; ``"10x3"`` the paper's protocol; None: the
+            record's test views.
         device, dtype: where the batch goes (the model's device and dtype).
 
     Calling it takes a video path (only the sampled frames are decoded), a folder of the authors' extracted
@@ -56,15 +61,14 @@ class VideoPreprocess:
 
     def __init__(
         self,
-        config: DataConfig,
-        views: str = "1x1",
+        weights: Weights,
+        views: str | None = None,
         device: torch.device | str = "cpu",
         dtype: torch.dtype = torch.float32,
     ) -> None:
-        clips, crops = parse_views(views)
-        self.config = dataclasses.replace(config, test_clips=clips, test_crops=crops)
-        self.views = views
-        self.transform = create_transform(self.config)
+        self.weights = weights.with_views(*parse_views(views)) if views is not None else weights
+        self.views = self.weights.views
+        self.transform = create_transform(self.weights)
         self.device = torch.device(device)
         self.dtype = dtype
 
@@ -75,12 +79,12 @@ class VideoPreprocess:
     def sample(self, video: VideoInput) -> tuple[torch.Tensor, torch.Tensor]:
         """The frame indices of every clip, int64 (clips, T), and those frames, uint8 (clips, T, 3, H, W)."""
         if isinstance(video, (str, os.PathLike)) and os.path.isdir(video):  # the authors' extracted frames
-            indices = self.config.frame_indices(frame_folder_length(video))
+            indices = frame_indices(self.weights, frame_folder_length(video))
             frames = decode_frame_folder(video, indices.flatten().tolist())
             return indices, frames.reshape(*indices.shape, *frames.shape[1:]).permute(0, 1, 4, 2, 3)
         if isinstance(video, (str, os.PathLike)):
             info = read_video_info(video)
-            indices = self.config.frame_indices(info.num_frames)  # (clips, T)
+            indices = frame_indices(self.weights, info.num_frames)  # (clips, T)
             frames = decode_frames(video, indices.flatten().tolist(), info)  # (clips*T, H, W, 3)
             return indices, frames.reshape(*indices.shape, *frames.shape[1:]).permute(0, 1, 4, 2, 3)
         video = torch.as_tensor(video)
@@ -91,7 +95,7 @@ class VideoPreprocess:
             )
         if video.shape[1] != 3:
             video = video.permute(0, 3, 1, 2)  # (T, H, W, 3) -> (T, 3, H, W)
-        indices = self.config.frame_indices(video.shape[0])
+        indices = frame_indices(self.weights, video.shape[0])
         return indices, video[indices]
 
     def sampled_views(self, video: VideoInput) -> tuple[torch.Tensor, torch.Tensor]:
@@ -114,10 +118,11 @@ def model_device_dtype(model: nn.Module) -> tuple[torch.device, torch.dtype]:
     return (param.device, param.dtype) if param is not None else (torch.device("cpu"), torch.float32)
 
 
-def model_data_config(model: nn.Module) -> DataConfig:
-    """The model's data config; an exported model (``tokshift_zoo.export``) carries its own, from its metadata."""
-    config = getattr(model, "data_config", None)
-    return config if isinstance(config, DataConfig) else resolve_data_config(model)
+def protocol(model: nn.Module, views: str | None = None) -> dict[str, Any]:
+    """What a prediction with ``views`` (None: the record's) runs: ``{"views", "sampling", "start_rule",
+    "weights", "sha256"}`` of ``model.weights`` (an exported model carries its record from its metadata)."""
+    record = weights_of(model)
+    return (record.with_views(*parse_views(views)) if views is not None else record).protocol
 
 
 def predict_logits(
@@ -128,23 +133,28 @@ def predict_logits(
     The views go through the model ``batch_size`` at a time, in the model's own dtype. ``amp`` turns on
     autocast: ``"bf16"``/``"fp16"`` (or a dtype), ``"auto"`` (bf16 on CUDA only); None or ``"none"``: off.
     """
-    device, _ = model_device_dtype(model)
+    device, dtype = model_device_dtype(model)
     with torch.inference_mode(), autocast(device, amp_dtype(amp, device)):
-        logits = torch.cat([model(batch.to(device)).float() for batch in views.split(batch_size)])
+        logits = torch.cat([model(batch.to(device, dtype)).float() for batch in views.split(batch_size)])
     return logits.mean(0)
 
 
-def _preprocess_for(model: nn.Module, views: str) -> VideoPreprocess:
-    attached = getattr(model, "preprocess", None)
-    if isinstance(attached, VideoPreprocess) and attached.views == views:
-        return attached
+def _preprocess_for(model: nn.Module, views: str | None) -> VideoPreprocess:
+    """The views of ``model.weights`` on the model's device and dtype as they are now (after any ``.to()``)."""
     device, dtype = model_device_dtype(model)
-    return VideoPreprocess(model_data_config(model), views, device, dtype)
+    return VideoPreprocess(weights_of(model), views, device, dtype)
+
+
+def views_of(model: nn.Module, video: VideoInput, views: str | None = None) -> torch.Tensor:
+    """A video -> the batch of its views for ``model``: (clips * crops, 3, T, H, W) on the model's device and
+    in its dtype as they are now, sampled and transformed by ``model.weights`` (``views``: None for its own
+    test views). ``model(views_of(model, video)).mean(0)`` are the view-averaged logits ``predict`` scores."""
+    return _preprocess_for(model, views)(video)
 
 
 def class_names(model: nn.Module) -> list[str] | None:
-    """The model's class names (``model.labels``, else its ``pretrained_cfg``), if they fit its head."""
-    names = getattr(model, "labels", None) or model.pretrained_cfg.get("label_names")
+    """The model's class names (``model.labels``, else its record's categories), if they fit its head."""
+    names = getattr(model, "labels", None) or weights_of(model).categories
     return list(names) if names is not None and len(names) == model.num_classes else None
 
 
@@ -161,7 +171,7 @@ def top_classes(scores: torch.Tensor, labels: Sequence[str] | None, topk: int) -
 def predict(
     model: nn.Module,
     video: VideoInput | Sequence[VideoInput],
-    views: str = "1x1",
+    views: str | None = None,
     topk: int = 5,
     batch_size: int = 8,
     amp: str | torch.dtype | None = None,
@@ -173,7 +183,8 @@ def predict(
             another runtime (``tokshift_zoo.export.runtime_model`` / ``load_artefact``).
         video: a path, or decoded uint8 frames (T, H, W, 3) / (T, 3, H, W); or a list (tuple) of those, which
             gives one result per video, in order.
-        views: ``"CLIPSxCROPS"``, e.g. ``"1x1"`` (default) or the paper's ``"10x3"``.
+        views: ``"CLIPSxCROPS"``, e.g. ``"1x1"`` or the paper's ``"10x3"``; None (default): the test views of
+            ``model.weights`` (10x3 for the k400 tags, or those ``load(views=...)`` set).
         topk: how many classes to return.
         batch_size: views per forward pass.
         amp: autocast dtype (see ``predict_logits``); None runs in the model's dtype.
@@ -212,7 +223,7 @@ class ViewsDataset(Dataset):
 def _logits_of_videos(
     model: nn.Module,
     videos: Sequence[str],
-    views: str,
+    views: str | None,
     batch_size: int,
     num_workers: int,
     progress: str | None,
@@ -223,7 +234,7 @@ def _logits_of_videos(
     rank 0 gets every video's (the others get ``None``). ``progress``: the bar's description, or None for none."""
     mine = share_of_items(videos)
     _, dtype = model_device_dtype(model)
-    preprocess = VideoPreprocess(model_data_config(model), views, "cpu", dtype)
+    preprocess = VideoPreprocess(weights_of(model), views, "cpu", dtype)
     loader = DataLoader(
         ViewsDataset([(i, videos[i]) for i in mine], preprocess), batch_size=None, num_workers=num_workers
     )
@@ -240,7 +251,7 @@ def _logits_of_videos(
 def evaluate(
     model: nn.Module,
     samples: Iterable[tuple[str, int]],
-    views: str = "1x1",
+    views: str | None = None,
     batch_size: int = 8,
     num_workers: int = 0,
     progress: bool = True,
@@ -253,7 +264,7 @@ def evaluate(
 
     Args:
         samples: (video path, class index) pairs (see ``tokshift_zoo.train.datasets.read_video_list``).
-        views: ``"CLIPSxCROPS"`` per video.
+        views: ``"CLIPSxCROPS"`` per video; None (default): the test views of ``model.weights``.
         batch_size: views per forward pass.
         num_workers: data-loader processes (per rank) that decode and transform while the model runs.
         progress: show a tqdm bar (rank 0's share under torchrun).
@@ -261,10 +272,12 @@ def evaluate(
 
     Returns:
         ``{"top1", "top5", "mean_class_accuracy"}`` in percent over the videos that could be read, with
-        ``"videos"``, ``"views"``, and ``"failed"``: a list of "path: reason" for videos that could not be read,
-        in list order. ``None`` on ranks other than 0.
+        ``"videos"``, ``"views"``, ``"protocol"`` (``protocol(model, views)``: views, sampling, start rule,
+        weights and sha256) and ``"failed"``: a list of "path: reason" for videos that could not be read, in list
+        order. ``None`` on ranks other than 0.
     """
     samples = list(samples)
+    run = protocol(model, views)
     outcomes = _logits_of_videos(
         model, [path for path, _ in samples], views, batch_size, num_workers, "evaluate" if progress else None, amp
     )
@@ -286,7 +299,8 @@ def evaluate(
         "top5": top5,
         "mean_class_accuracy": mean_class,
         "videos": read,
-        "views": views,
+        "views": run["views"],
+        "protocol": run,
         "failed": failed,
     }
 
@@ -294,7 +308,7 @@ def evaluate(
 def predict_videos(
     model: nn.Module,
     videos: Sequence[str | os.PathLike],
-    views: str = "1x1",
+    views: str | None = None,
     topk: int = 5,
     batch_size: int = 8,
     num_workers: int = 0,
@@ -307,17 +321,18 @@ def predict_videos(
     arguments are ``predict``'s.
 
     Returns:
-        One dict per video, in the order given: ``{"video", "predictions"}`` (as ``predict`` returns them) or
-        ``{"video", "error"}`` for a video that could not be read. ``None`` on ranks other than 0.
+        One dict per video, in the order given: ``{"video", "predictions", "protocol"}`` (as ``predict`` returns
+        them, and ``protocol(model, views)``) or ``{"video", "error"}`` for a video that could not be read.
+        ``None`` on ranks other than 0.
     """
     videos = [os.fspath(v) for v in videos]
     outcomes = _logits_of_videos(model, videos, views, batch_size, num_workers, "predict" if progress else None, amp)
     if outcomes is None:
         return None
-    labels = class_names(model)
+    labels, run = class_names(model), protocol(model, views)
     return [
         {"video": video, "error": error}
         if error is not None
-        else {"video": video, "predictions": top_classes(logits.softmax(-1), labels, topk)}
+        else {"video": video, "predictions": top_classes(logits.softmax(-1), labels, topk), "protocol": run}
         for video, (logits, error) in zip(videos, outcomes, strict=True)
     ]

@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass
 
 from .convert import publish
-from .models.registry import get_entry, list_models
+from .models.registry import get_weights, list_models
 from .weights import download, sha256_file
 
 __all__ = ["PublishedRelease", "publish_releases"]
@@ -52,7 +52,7 @@ def publish_releases(
     """
     if names is None:
         names = [n for n in list_models() if f"{n}.k400" in list_models(pretrained=True)]
-        names = [n for n in names if get_entry(f"{n}.k400").drive_folder]
+        names = [n for n in names if get_weights(f"{n}.k400").drive_folder]
     published = []
     for name in names:
         fetched = download(f"{name}.k400", cache_dir=cache_dir)

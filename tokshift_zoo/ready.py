@@ -1,8 +1,9 @@
-"""One call to a ready model: weights loaded and verified, on the right device and dtype, preprocessing attached.
+"""One call to a ready model: weights loaded and verified, on the right device and dtype, its protocol known.
 
 timm returns a CPU model and leaves preprocessing to the user; torchvision hands the transforms over on a
-separate weights object. ``load`` does both: the model comes back with ``model.preprocess`` (a video path or
-decoded frames -> the batch of its views, on the model's device and dtype) and ``model.labels``.
+separate weights object. ``load`` does both: the model comes back with ``model.weights`` (the record of the
+weights loaded: verified sha256, sampling, the test views asked for, ``transforms()``), which ``predict`` and
+``evaluate`` follow, and ``model.labels``.
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ import torch.nn as nn
 
 from .devices import resolve_device, resolve_dtype
 from .factory import create_model
-from .inference import VideoPreprocess, class_names
+from .inference import class_names
 from .models import list_models
-from .video.transforms import resolve_data_config
+from .video.sampling import parse_views
 
 __all__ = ["load", "hub_entrypoints", "resolve_device", "resolve_dtype"]
 
@@ -28,11 +29,11 @@ def load(
     device: str | torch.device = "auto",
     dtype: str | torch.dtype | None = None,
     checkpoint_path: str | os.PathLike | None = None,
-    views: str = "1x1",
+    views: str | None = None,
     pretrained: bool | None = None,
     **kwargs: Any,
 ) -> nn.Module:
-    """A zoo model with its weights, on ``device`` in ``dtype``, with its preprocessing attached.
+    """A zoo model with its weights, on ``device`` in ``dtype``, with the test views it will be run with.
 
     Args:
         model_name: ``name``, ``name.tag`` or ``hf-hub:ORG/REPO``. Its weights are loaded (verified downloads or
@@ -41,15 +42,16 @@ def load(
         device: ``"auto"`` (CUDA when present, else CPU), ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
         dtype: ``None`` (float32), ``"bf16"``, ``"fp16"`` or a ``torch.dtype``.
         checkpoint_path: a local weight file (zoo safetensors, authors' ``.pth``, Google ``.npz``).
-        views: the test views ``model.preprocess`` makes, ``"CLIPSxCROPS"`` (``"10x3"``: the paper's).
+        views: the test views ``predict`` / ``evaluate`` run by default, ``"CLIPSxCROPS"``; None: the weights'
+            own test protocol (``"10x3"`` for the k400 tags, the paper's).
         pretrained: load the tag's weights (default: yes, unless ``checkpoint_path`` is given). False gives a
             randomly initialised model, ready in the same way (device, dtype, preprocessing), in train mode.
         **kwargs: ``create_model`` overrides. ``num_classes`` different from the weights' gives a fresh head
             and a model in train mode, ready to fine-tune.
 
     Returns:
-        The model, in eval mode (train mode with a fresh head), with ``model.preprocess``: a video path, uint8
-        (T, H, W, 3) or (T, 3, H, W) frames -> (views, 3, T, H, W) on the model's device and dtype; and
+        The model, in eval mode (train mode with a fresh head), with ``model.weights``: its weights record with
+        these views (``VideoPreprocess(model.weights, device=..., dtype=...)`` turns a video into its views); and
         ``model.labels``: the class names (or None).
     """
     device = resolve_device(device)
@@ -59,7 +61,8 @@ def load(
     report = getattr(model, "load_report", None)
     fresh_head = report is None or any(key.startswith("head.") for key in report.reinitialised)
     model = model.to(device=device, dtype=dtype).train(fresh_head)
-    model.preprocess = VideoPreprocess(resolve_data_config(model), views, device, dtype)
+    if views is not None:
+        model.weights = model.weights.with_views(*parse_views(views))
     model.labels = None if fresh_head else class_names(model)
     return model
 

@@ -9,7 +9,6 @@ Windows start every ``stride`` seconds. Only the sampled frames are decoded, a f
 from __future__ import annotations
 
 import csv
-import dataclasses
 import io
 import os
 from collections.abc import Sequence
@@ -22,9 +21,10 @@ import torch.nn as nn
 
 from .atomic import atomic_write
 from .errors import ConfigError, VideoError
-from .inference import class_names, model_data_config, model_device_dtype, predict_logits, top_classes
+from .inference import class_names, model_device_dtype, predict_logits, top_classes
+from .models.registry import weights_of
 from .video.io import decode_frames, read_video_info
-from .video.transforms import create_transform
+from .video.transforms import create_transform, frame_indices
 
 __all__ = ["Timeline", "timeline", "timeline_csv", "plot_timeline", "PLOT_EXTRA"]
 
@@ -119,7 +119,7 @@ def timeline(
             "windows in time; expected a video file (predict classifies a frame folder without --timeline)"
         )
     name = model.pretrained_cfg.get("architecture", type(model).__name__)
-    config = dataclasses.replace(model_data_config(model), test_clips=1, test_crops=crops)
+    config = weights_of(model).with_views(1, crops)
     info = read_video_info(video)
     if info.fps <= 0:
         raise VideoError(
@@ -129,7 +129,7 @@ def timeline(
     length = min(_window_length(config, fps, window_s, name), info.num_frames)
     step = stride_s * fps
     starts = [round(i * step) for i in range(int((info.num_frames - length) / step) + 1)]
-    clip = config.frame_indices(length)[0]  # (T,), offsets inside a window
+    clip = frame_indices(config, length)[0]  # (T,), offsets inside a window
     frames = torch.stack([start + clip for start in starts])  # (W, T)
     transform = create_transform(config)
     _, dtype = model_device_dtype(model)

@@ -62,7 +62,7 @@ def decode_suite(
 ) -> dict[str, Any]:
     """The paper's test views of one long video, against decoding every frame of it.
 
-    ``views`` time: ``VideoPreprocess(resolve_data_config(model), views)(video)`` - the packet scan, the seeks
+    ``views`` time: ``VideoPreprocess(weights_of(model), views)(video)`` - the packet scan, the seeks
     and decoding of only the sampled frames, and the crops - as ``predict`` and ``evaluate`` run it. The
     references: the same views with the non-reference frames between wanted ones decoded rather than skipped;
     decoding every frame and converting each to RGB (what a decode-everything reader such as ``load_video`` or
@@ -86,12 +86,12 @@ def decode_suite(
     import timm
 
     from ..inference import VideoPreprocess
+    from ..models.registry import weights_of
     from ..video.io import decode_stats, read_video_info
-    from ..video.transforms import resolve_data_config
 
     with torch.device("meta"):
         model = timm.create_model(name)
-    config = resolve_data_config(model)
+    config = weights_of(model)
     if video is None:
         folder = Path(workdir) if workdir is not None else cache_dir()
         folder.mkdir(parents=True, exist_ok=True)

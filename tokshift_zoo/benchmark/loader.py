@@ -47,12 +47,12 @@ def loader_suite(
     import timm
     from torch.utils.data import DataLoader
 
+    from ..models.registry import weights_of
     from ..train.datasets import VideoClipDataset, collate_skipping, read_video_list
-    from ..video.transforms import resolve_data_config
 
     with torch.device("meta"):
         model = timm.create_model(name, **(model_kwargs or {}))
-    config = resolve_data_config(model)
+    config = weights_of(model)
     folder = Path(workdir) if workdir is not None else cache_dir() / f"loader_{size[0]}x{size[1]}_{seconds:g}s_bf3_v2"
     folder.mkdir(parents=True, exist_ok=True)
     list_file = _write_training_videos(folder, num_videos, seconds, *size)

@@ -126,12 +126,12 @@ def embed_suite(names: list[str], clips: list[str], workdir: Path, rounds: int) 
 def evaluate_10x3(name: str, clips: list[str], threads: int) -> dict[str, Any]:
     from ..factory import create_model
     from ..inference import VideoPreprocess
-    from ..video.transforms import resolve_data_config
+    from ..models.registry import weights_of
 
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     model = create_model(name).eval()
-    preprocess = VideoPreprocess(resolve_data_config(model), "10x3")
+    preprocess = VideoPreprocess(weights_of(model), "10x3")
     decode, forward = [], []
     with torch.inference_mode():
         three = preprocess(clips[0])[:3]  # the model's input: its time does not depend on the pixels

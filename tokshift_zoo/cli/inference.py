@@ -28,14 +28,14 @@ from .options import (
 
 def _cmd_predict(args: argparse.Namespace) -> int:
     from ..distributed import process_group
-    from ..inference import predict_videos
+    from ..inference import predict_videos, protocol
 
     videos = _input_videos(args)
     model = _load_model(args)
     if args.timeline is not None:
         return _predict_timelines(args, model, videos)
     name = _model_label(args, model)
-    show_bar = (len(videos) > 1 or args.views != "1x1") and not args.no_progress
+    show_bar = (len(videos) > 1 or protocol(model, args.views)["views"] != "1x1") and not args.no_progress
     with process_group(_device_of(model)):  # under torchrun: each rank its share
         results = predict_videos(
             model, videos, args.views, args.topk, args.batch_size, args.num_workers, show_bar, amp=args.amp
@@ -61,7 +61,7 @@ def _predict_timelines(args: argparse.Namespace, model: Any, videos: list[str]) 
     from ..timeline import PLOT_EXTRA, plot_timeline, timeline, timeline_csv
     from ..video.sampling import parse_views
 
-    clips, crops = parse_views(args.views)
+    clips, crops = parse_views(args.views) if args.views else (1, 1)
     if clips != 1:
         raise ConfigError(f"with --timeline each window is one clip: --views 1x1 or 1x3, got {args.views!r}")
     if args.plot and importlib.util.find_spec("matplotlib") is None:
@@ -153,7 +153,7 @@ def _cmd_embed(args: argparse.Namespace) -> int:
         args.output,
         model=args.model,
         checkpoint=args.checkpoint,
-        views=args.views,
+        views=args.views or "1x1",  # embeddings: one view per video unless asked (the index is per view)
         per_view=args.per_view,
         layer=args.layer,
         dtype=args.dtype,

@@ -109,7 +109,12 @@ def _add_device_options(parser: argparse.ArgumentParser, amp_default: str = "non
 
 def _add_view_options(parser: argparse.ArgumentParser) -> None:
     """--views and --batch-size: the test views of each video and how many go through at once."""
-    parser.add_argument("--views", type=_views, default="1x1", help="CLIPSxCROPS per video, e.g. 10x3 (the paper's)")
+    parser.add_argument(
+        "--views",
+        type=_views,
+        default=None,
+        help="CLIPSxCROPS per video, e.g. 1x1 (fast) or 10x3; default: the weights' test protocol (10x3 for k400)",
+    )
     parser.add_argument("--batch-size", type=int, default=8, help="views per forward pass")
 
 

@@ -17,9 +17,10 @@ from torch import nn
 
 from ..errors import WeightsError
 
-__all__ = ["adapt_input_channels", "checkpoint_filter_fn"]
+__all__ = ["adapt_input_channels", "checkpoint_filter_fn", "needs_mapping"]
 
 _AUTHORS_PREFIX = "transformer."
+_WRAPPERS = ("module.", "_orig_mod.", "base_model.")
 _AUTHORS_BLOCK_NAMES = {
     "attention_norm": "norm1",
     "ffn_norm": "norm2",
@@ -33,7 +34,7 @@ def _strip_wrappers(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tens
     """Drop the DDP / TSN wrappers of the authors' training code (``module.``, ``base_model.``)."""
     out = {}
     for key, value in state_dict.items():
-        for prefix in ("module.", "_orig_mod.", "base_model."):
+        for prefix in _WRAPPERS:
             key = key.removeprefix(prefix)
         out[key] = value
     return out
@@ -99,6 +100,20 @@ def checkpoint_filter_fn(state_dict: dict[str, Any], model: nn.Module) -> dict[s
             )
         out[key] = value
     return adapt_input_channels(out, model)
+
+
+def needs_mapping(state_dict: dict[str, Any], model: nn.Module) -> bool:
+    """Whether ``checkpoint_filter_fn`` would change ``state_dict`` for ``model``: the authors' names, a training
+    wrapper's prefix, a release's ``state_dict`` nesting, ViT ``pre_logits``, or another position-embedding grid or
+    input channel count. A state dict already in the model's names and sizes is left as it is."""
+    if "state_dict" in state_dict or any(
+        k.startswith((*_WRAPPERS, _AUTHORS_PREFIX)) or "pre_logits" in k for k in state_dict
+    ):
+        return True
+    pos_embed, patch = state_dict.get("pos_embed"), state_dict.get("patch_embed.proj.weight")
+    if pos_embed is not None and model.pos_embed is not None and pos_embed.shape != model.pos_embed.shape:
+        return True
+    return patch is not None and patch.ndim == 4 and patch.shape[1] != model.patch_embed.proj.in_channels
 
 
 def adapt_input_channels(state_dict: dict[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Tensor]:

@@ -1,7 +1,9 @@
-"""The zoo's registry entries: the paper's seven models (ImageNet-21k and Kinetics-400 tags) and the demo model.
+"""The zoo's weights records: the paper's seven models (ImageNet-21k and Kinetics-400 tags) and the demo model.
 
-Each ``name.tag`` is one ``ModelEntry``; ``models/tokshift.py`` registers them and timm's ``default_cfgs`` are
-generated from them (``registry.register_entries``).
+Each ``name.tag`` is one ``Weights`` record; ``models/tokshift.py`` registers them and timm's ``default_cfgs`` are
+generated from them (``registry.register_weights``). The figures are the paper's (top-1, GFLOPs per view) or
+counted from the built model (``num_params``, checked by tests/test_registry.py); the protocol of the k400 tags
+is the authors' config file named in ``meta["recipe"]`` and their test code (``data/dataset.py`` ``read_clip``).
 """
 
 from __future__ import annotations
@@ -10,9 +12,9 @@ from typing import Any
 
 from timm.data import IMAGENET_INCEPTION_MEAN, IMAGENET_INCEPTION_STD
 
-from .registry import KINETICS400_LABELS, ModelEntry, VideoCfg, package_file
+from .registry import KINETICS400_LABELS, Weights, package_file
 
-__all__ = ["AUTHORS_DRIVE_FOLDERS", "ENTRIES", "K400_HUB_COPIES", "PAPER_TABLE"]
+__all__ = ["AUTHORS_DRIVE_FOLDERS", "AUTHORS_RECIPES", "K400_HUB_COPIES", "PAPER_TABLE", "RECORDS"]
 
 _PAPER = dict(
     paper_name="Token Shift Transformer for Video Classification",
@@ -35,113 +37,137 @@ AUTHORS_DRIVE_FOLDERS = {
     "tokshift_large16_384_12f": "1vuDcSZLgzsicJr9d1yKSm5089fiN6PX7",
 }
 
+# The authors' config of each model (their repository at the commit mirrored for the zoo's tests): T_SIZE x
+# T_STEP dense sampling, VAL_SHORT_SIDE = VAL_PATCH_SIZE (crop_pct 1), VAL_TEST_AUG 3 crops, VAL_SAMPLE_TIMES 10
+# "when evaluating", TRN_SHORT_SIDE_RANGE the training short side.
+_AUTHORS_COMMIT = "a7abb7e085a01768e59bb13569294c8def404957"
+AUTHORS_RECIPES = {
+    "vit_base16_224_8f": "k400_vit_8x32_224.yml",
+    "tokshift_base16_224_8f": "k400_tokshift_div4_8x32_base_224.yml",
+    "tokshift_base16_256_8f": "k400_tokshift_div4_8x32_base_256.yml",
+    "tokshift_base16_384_8f": "k400_tokshift_div4_8x32_base_384.yml",
+    "tokshift_base16_224_16f": "k400_tokshift_div4_16x32_base_224.yml",
+    "tokshift_large16_384_8f": "k400_tokshift_div4_8x32_large_384.yml",
+    "tokshift_large16_384_12f": "k400_tokshift_div4_12x32_large_384.yml",
+}
+
 # Hub copies of the Kinetics-400 releases: name -> (ORG/REPO[@REVISION], sha256 of its model.safetensors). A
 # maintainer fills this with the lines `tokshift-zoo publish ORG` prints; an entry here is the first source.
 K400_HUB_COPIES: dict[str, tuple[str, str]] = {}
 _IN21K_HUB = {"base": "timm/vit_base_patch16_224.orig_in21k", "large": "timm/vit_large_patch16_224.orig_in21k"}
 
+# The paper's table: name -> (frames, size, resolution, K400 top-1, GFLOPs per view, training short side, params
+# with the 400-class head). The GFLOPs are the paper's, kept for comparison: `tokshift_zoo.flops` counts them from
+# the built model; the short side is the authors' TRN_SHORT_SIDE_RANGE; the parameters are counted.
+PAPER_TABLE = {
+    "vit_base16_224_8f": (8, "base", 224, 76.02, 134.7, (224, 330), 86_106_256),
+    "tokshift_base16_224_8f": (8, "base", 224, 77.28, 134.7, (224, 330), 86_106_256),
+    "tokshift_base16_256_8f": (8, "base", 256, 77.68, 175.8, (256, 380), 86_152_336),
+    "tokshift_base16_384_8f": (8, "base", 384, 78.14, 394.7, (384, 512), 86_398_096),
+    "tokshift_base16_224_16f": (16, "base", 224, 78.18, 268.5, (224, 330), 86_106_256),
+    "tokshift_large16_384_8f": (8, "large", 384, 79.83, 1397.6, (384, 512), 304_100_752),
+    "tokshift_large16_384_12f": (12, "large", 384, 80.40, 2096.4, (384, 512), 304_100_752),
+}
+_HEAD_PARAMS = {"base": 768 * 400 + 400, "large": 1024 * 400 + 400}
 
-def _k400_cfg(res: int, **kwargs: Any) -> dict[str, Any]:
-    return dict(
+
+def _paper_record(name: str, tag: str, **kwargs: Any) -> Weights:
+    """A record of one of the paper's models: the authors' protocol (8x32-style dense sampling, their clip
+    starts, 10 clips x 3 crops, short side resized to the crop with a bicubic filter as their PIL code does)."""
+    frames, _, res, _, gflops, short_side, _ = PAPER_TABLE[name]
+    meta = dict(kwargs.pop("meta"), gflops=gflops, **_PAPER)
+    return Weights(
+        name,
+        tag,
+        num_frames=frames,
+        frame_stride=32,
+        sampling="dense",
+        start_rule="authors",
+        test_clips=10,
+        test_crops=3,
         input_size=(3, res, res),
+        interpolation="bicubic",
         crop_pct=1.0,
-        crop_mode="center",
-        interpolation="bilinear",
-        mean=(0.5, 0.5, 0.5),
-        std=(0.5, 0.5, 0.5),
-        num_classes=400,
-        label_names=KINETICS400_LABELS,
-        first_conv="patch_embed.proj",
-        classifier="head",
-        fixed_input_size=True,
-        description="Kinetics-400 weights released by the authors (Google Drive), converted to safetensors by "
-        "tokshift-zoo on first use; licence not stated by the authors.",
-        license=K400_LICENSE,
-        **_PAPER,
+        train_scale=short_side,
+        meta=meta,
         **kwargs,
     )
 
 
-def _in21k_cfg(size: str, res: int) -> dict[str, Any]:
-    return dict(
+def _in21k(name: str) -> Weights:
+    _, size, _, _, _, _, params = PAPER_TABLE[name]
+    return _paper_record(
+        name,
+        "in21k",
         hf_hub_id=_IN21K_HUB[size],
-        input_size=(3, res, res),
-        crop_pct=1.0,
-        interpolation="bilinear",
         mean=IMAGENET_INCEPTION_MEAN,
         std=IMAGENET_INCEPTION_STD,
-        num_classes=0,
-        first_conv="patch_embed.proj",
-        classifier="head",
-        description="Google's ImageNet-21k ViT weights (timm's copy), the paper's starting point; no head.",
-        license=IN21K_LICENSE,
-        **_PAPER,
+        meta=dict(
+            categories=None,
+            num_params=params - _HEAD_PARAMS[size],
+            paper_top1=None,
+            recipe="https://github.com/google-research/vision_transformer (ViT-*/16 on ImageNet-21k, via timm)",
+            license=IN21K_LICENSE,
+            dataset="imagenet-21k",
+            description="Google's ImageNet-21k ViT weights (timm's copy), the paper's starting point; no head.",
+        ),
     )
 
 
-# The paper's table: name -> (frames, size, resolution, K400 top-1, GFLOPs per view). The GFLOPs are the paper's,
-# kept for comparison only: `tokshift_zoo.flops` counts them from the built model.
-PAPER_TABLE = {
-    "vit_base16_224_8f": (8, "base", 224, 76.02, 134.7),
-    "tokshift_base16_224_8f": (8, "base", 224, 77.28, 134.7),
-    "tokshift_base16_256_8f": (8, "base", 256, 77.68, 175.8),
-    "tokshift_base16_384_8f": (8, "base", 384, 78.14, 394.7),
-    "tokshift_base16_224_16f": (16, "base", 224, 78.18, 268.5),
-    "tokshift_large16_384_8f": (8, "large", 384, 79.83, 1397.6),
-    "tokshift_large16_384_12f": (12, "large", 384, 80.40, 2096.4),
-}
+def _k400(name: str) -> Weights:
+    _, _, _, top1, _, _, params = PAPER_TABLE[name]
+    hub_id, sha256 = K400_HUB_COPIES.get(name, (None, None))
+    recipe = f"{_PAPER['origin_url']}/blob/{_AUTHORS_COMMIT}/config/custom/kinetics400/{AUTHORS_RECIPES[name]}"
+    return _paper_record(
+        name,
+        "k400",
+        hf_hub_id=hub_id,
+        sha256=sha256,
+        drive_folder=AUTHORS_DRIVE_FOLDERS[name],
+        default=True,
+        meta=dict(
+            categories=KINETICS400_LABELS,
+            num_params=params,
+            paper_top1=top1,
+            recipe=recipe,
+            license=K400_LICENSE,
+            dataset="kinetics400",
+            description="Kinetics-400 weights released by the authors (Google Drive), converted to safetensors by "
+            "tokshift-zoo on first use; licence not stated by the authors.",
+        ),
+    )
+
 
 # The bundled demo model: trained by the zoo on its synthetic motion task (tokshift_zoo.synthetic) with the recipe
 # in docs/demo_model.md; the weights ship in the package, pinned by sha256.
 _DEMO_FILE = "tokshift_demo_motion.safetensors"
-_DEMO_SHA256 = "addfdd699b3e78944a053d0ea623b640cc47249efc6d9b9a7d202961275c1c70"
-_DEMO_CFG = dict(
-    file=package_file(_DEMO_FILE),
-    input_size=(3, 32, 32),
-    crop_pct=1.0,
-    interpolation="bilinear",
-    mean=(0.5, 0.5, 0.5),
-    std=(0.5, 0.5, 0.5),
-    num_classes=4,
-    label_names=("moving_left", "moving_right", "moving_up", "moving_down"),
-    first_conv="patch_embed.proj",
-    classifier="head",
-    license="apache-2.0",
-    description="A small TokShift trained by tokshift-zoo on its synthetic motion task; shipped in the package.",
-    origin_url=_PAPER["origin_url"],
-)
-
-
-def _paper_entries() -> list[ModelEntry]:
-    # in21k first: timm makes the first tag with weights the default unless a later one is starred (k400 is)
-    in21k = [
-        ModelEntry(name, "in21k", _in21k_cfg(size, res), VideoCfg(num_frames=frames, dataset="imagenet-21k"))
-        for name, (frames, size, res, _, _) in PAPER_TABLE.items()
-    ]
-    k400 = []
-    for name, (frames, _, res, top1, gflops) in PAPER_TABLE.items():
-        hub_id, sha256 = K400_HUB_COPIES.get(name, (None, None))
-        video = VideoCfg(num_frames=frames, dataset="kinetics400", paper_top1=top1, paper_gflops=gflops, sha256=sha256)
-        cfg = _k400_cfg(res, **({"hf_hub_id": hub_id} if hub_id else {}))
-        k400.append(ModelEntry(name, "k400", cfg, video, default=True, drive_folder=AUTHORS_DRIVE_FOLDERS[name]))
-    return in21k + k400
-
-
-_DEMO_ENTRY = ModelEntry(
+_DEMO = Weights(
     "tokshift_demo_motion",
     "synthetic",
-    _DEMO_CFG,
+    file=package_file(_DEMO_FILE),
+    filename=_DEMO_FILE,
+    sha256="addfdd699b3e78944a053d0ea623b640cc47249efc6d9b9a7d202961275c1c70",
     # 8 frames spread over the whole clip (short clips: no 8x32 wrap-around), no flips: left/right are classes
-    VideoCfg(
-        num_frames=8,
-        sampling="uniform",
-        test_clips=1,
-        test_crops=3,
-        train_hflip=False,
+    num_frames=8,
+    sampling="uniform",
+    test_clips=1,
+    test_crops=3,
+    input_size=(3, 32, 32),
+    interpolation="bilinear",
+    train_hflip=False,
+    meta=dict(
+        categories=("moving_left", "moving_right", "moving_up", "moving_down"),
+        num_params=691_876,
+        gflops=None,
+        paper_top1=None,
+        file_size=2_775_712,
+        recipe="docs/demo_model.md (tokshift-zoo's synthetic motion task, tokshift_zoo.synthetic)",
+        license="apache-2.0",
         dataset="tokshift-zoo synthetic motion (4 directions)",
-        sha256=_DEMO_SHA256,
-        filename=_DEMO_FILE,
+        description="A small TokShift trained by tokshift-zoo on its synthetic motion task; shipped in the package.",
+        origin_url=_PAPER["origin_url"],
     ),
 )
 
-ENTRIES: tuple[ModelEntry, ...] = (*_paper_entries(), _DEMO_ENTRY)
+# in21k first: timm makes the first tag with weights the default unless a later one is starred (k400 is)
+RECORDS: tuple[Weights, ...] = (*map(_in21k, PAPER_TABLE), *map(_k400, PAPER_TABLE), _DEMO)

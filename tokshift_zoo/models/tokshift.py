@@ -9,13 +9,14 @@ thing for a linear head).
 Everything else is timm's ViT: ``PatchEmbed``, ``Attention`` (fused scaled-dot-product attention), ``Block``,
 the init, the registry and ``pretrained_cfg``. This file holds the whole model family end to end, like timm's
 ``vision_transformer.py``: the shift, the block, the video model and the registered builders. The checkpoint
-mapping is in ``checkpoints.py``, the registry entries (from which timm's default cfgs are generated) in
-``entries.py``.
+mapping is in ``checkpoints.py``, the weights records (from which timm's default cfgs are generated) in
+``entries.py``. Any ``load_state_dict`` (timm's ``create_model(checkpoint_path=...)`` and ``load_checkpoint``
+included) takes the authors' names, a wrapped state dict and another position-embedding grid: the model maps them
+with ``checkpoint_filter_fn`` first, as timm's ``pretrained_filter_fn`` would.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from functools import partial
 from typing import Any
@@ -31,9 +32,9 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from ..notices import warn_once
-from .checkpoints import checkpoint_filter_fn
-from .entries import ENTRIES
-from .registry import VideoCfg, attach_weights, register_entries
+from .checkpoints import checkpoint_filter_fn, needs_mapping
+from .entries import RECORDS
+from .registry import Weights, attach_weights, register_weights
 
 __all__ = ["token_shift", "TokShiftBlock", "VideoVisionTransformer", "checkpoint_filter_fn"]
 
@@ -188,6 +189,7 @@ class VideoVisionTransformer(VisionTransformer):
         self.fold_div = fold_div
         if pos_embed_std != 0.02 and self.pos_embed is not None:  # timm's init draws it with std 0.02
             nn.init.trunc_normal_(self.pos_embed, std=pos_embed_std, a=-2 * pos_embed_std, b=2 * pos_embed_std)
+        self.register_load_state_dict_pre_hook(_map_foreign_state_dict)
 
     # --- input, embedding, blocks --------------------------------------------------------------------------
 
@@ -278,8 +280,8 @@ class VideoVisionTransformer(VisionTransformer):
                 ``'avgmax'``, ``'max'`` (over each frame's patch tokens, then over time). timm's attention pools
                 (``'map'``, ``'prr'``) are refused: this model has none.
 
-        Label names that no longer fit the head leave ``pretrained_cfg``, and ``video_cfg`` loses the paper's
-        top-1, which described the old head.
+        Label names that no longer fit the head leave ``pretrained_cfg`` and ``weights``, and ``weights`` loses the
+        paper's top-1, which described the old head.
         """
         if global_pool is not None and global_pool not in _POOLS:
             raise ValueError(f"global_pool must be one of {_POOLS} for a TokShift model, got {global_pool!r}")
@@ -287,7 +289,7 @@ class VideoVisionTransformer(VisionTransformer):
         self.fit_cfg_to_head()
 
     def fit_cfg_to_head(self) -> None:
-        """Make ``pretrained_cfg`` and ``video_cfg`` describe the current head: its class count, and no label
+        """Make ``pretrained_cfg`` and ``weights`` describe the current head: its class count, and no label
         names (nor the paper's top-1) when the names were those of another head. The ``tag`` stays: it names the
         weights and preprocessing the model came from (``convert`` and the hub config record it)."""
         cfg = getattr(self, "pretrained_cfg", None)
@@ -298,9 +300,8 @@ class VideoVisionTransformer(VisionTransformer):
         if names is not None and len(names) != self.num_classes:
             cfg.update(label_names=None, label_descriptions=None)
         self.pretrained_cfg = self.default_cfg = cfg
-        video_cfg = getattr(self, "video_cfg", None)
-        if isinstance(video_cfg, VideoCfg) and video_cfg.paper_top1 is not None:
-            self.video_cfg = dataclasses.replace(video_cfg, paper_top1=None)
+        if isinstance(getattr(self, "weights", None), Weights):
+            self.weights = self.weights.fit(self)
 
     # --- intermediate layers (timm's API) ------------------------------------------------------------------
 
@@ -382,7 +383,22 @@ class VideoVisionTransformer(VisionTransformer):
 
 # --- configs and builders ----------------------------------------------------------------------------------
 
-default_cfgs = register_entries(ENTRIES)  # timm's cfgs, generated from the zoo's one entry per name.tag
+
+def _map_foreign_state_dict(
+    module: VideoVisionTransformer, state_dict: dict[str, Any], prefix: str, *args: Any
+) -> None:
+    """``load_state_dict``'s pre-hook: the keys under ``prefix`` in the authors' names (or wrapped, or made for
+    another grid or channel count) are replaced by ``checkpoint_filter_fn``'s mapping, in place; the zoo's and
+    timm's own names pass untouched."""
+    own = {key[len(prefix) :]: value for key, value in state_dict.items() if key.startswith(prefix)}
+    if not needs_mapping(own, module):
+        return
+    for key in [key for key in state_dict if key.startswith(prefix)]:
+        del state_dict[key]
+    state_dict.update({prefix + key: value for key, value in checkpoint_filter_fn(own, module).items()})
+
+
+default_cfgs = register_weights(RECORDS)  # timm's cfgs, generated from the zoo's one record per name.tag
 
 
 # timm's feature wrappers that can run a video model: 'getter' (timm ViT's default) calls forward_intermediates;
@@ -412,7 +428,7 @@ def feature_model(model: VideoVisionTransformer, feature_cls: Any = "getter", **
         feature_cls = _FEATURE_CLASSES[feature_cls.lower()]
     features = feature_cls(model, **feature_cfg)
     features.pretrained_cfg = features.default_cfg = pretrained_cfg_for_features(model.pretrained_cfg)
-    features.video_cfg = model.video_cfg
+    features.weights = model.weights
     for name in ("_traits", "load_report"):
         if hasattr(model, name):
             setattr(features, name, getattr(model, name))
@@ -420,7 +436,7 @@ def feature_model(model: VideoVisionTransformer, feature_cls: Any = "getter", **
 
 
 def _create_tokshift(variant: str, pretrained: bool = False, **kwargs: Any) -> nn.Module:
-    """Build ``variant`` with timm's ``build_model_with_cfg``; its video cfg and pretrained weights come from the
+    """Build ``variant`` with timm's ``build_model_with_cfg``; its weights record and pretrained weights come from the
     zoo's weights loader, called back through the registry (it verifies sha256 pins and reads the authors' and
     Google's formats, see ``tokshift_zoo.weights``).
 
@@ -429,6 +445,9 @@ def _create_tokshift(variant: str, pretrained: bool = False, **kwargs: Any) -> n
     """
     features = pop_feature_args(kwargs)
     model = build_model_with_cfg(VideoVisionTransformer, variant, pretrained=False, **kwargs)
+    input_size = (model.in_chans, *model.patch_embed.img_size)
+    if tuple(model.pretrained_cfg.get("input_size") or ()) != input_size:  # so that timm's data config sees it
+        model.pretrained_cfg = model.default_cfg = dict(model.pretrained_cfg, input_size=input_size)
     attach_weights(model, pretrained, kwargs.get("cache_dir"))
     model.fit_cfg_to_head()  # a new num_classes: the tag's label names no longer apply
     return feature_model(model, **features) if features is not None else model

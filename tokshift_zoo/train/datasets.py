@@ -29,11 +29,12 @@ from torch.utils.data import Dataset
 
 from ..errors import ConfigError
 from ..video import (
-    DataConfig,
+    ClipSpec,
     VideoReadError,
     create_transform,
     decode_frame_folder,
     decode_frames,
+    frame_indices,
     read_video_info,
 )
 
@@ -267,14 +268,14 @@ class VideoClipDataset(Dataset):
 
     Args:
         samples: from ``read_video_list``.
-        data_config: the model's ``DataConfig`` (input size, clip length and sampling, normalisation).
+        data_config: the model's weights record (``model.weights``: input size, clip sampling, normalisation).
         is_training: training sampling and augmentation.
 
     Items are ``(clip, label)`` with ``clip`` float (3, T, H, W) normalised, or a ``SkippedVideo`` when the file
     cannot be read (use ``collate_skipping``): a bad video in a long run is skipped and reported, not a crash.
     """
 
-    def __init__(self, samples: Sequence[VideoSample], data_config: DataConfig, is_training: bool) -> None:
+    def __init__(self, samples: Sequence[VideoSample], data_config: ClipSpec, is_training: bool) -> None:
         self.samples = list(samples)
         self.is_training = is_training
         self.data_config = data_config if is_training else replace(data_config, test_clips=1, test_crops=1)
@@ -285,10 +286,10 @@ class VideoClipDataset(Dataset):
 
     def _read(self, sample: VideoSample) -> torch.Tensor:
         if sample.num_frames is not None:
-            indices = self.data_config.frame_indices(sample.num_frames, training=self.is_training)[0]
+            indices = frame_indices(self.data_config, sample.num_frames, training=self.is_training)[0]
             return decode_frame_folder(sample.path, indices.tolist())
         info = read_video_info(sample.path)
-        indices = self.data_config.frame_indices(info.num_frames, training=self.is_training)[0]
+        indices = frame_indices(self.data_config, info.num_frames, training=self.is_training)[0]
         return decode_frames(sample.path, indices, info)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int] | SkippedVideo:

@@ -14,8 +14,9 @@ Files in ``output``:
   temporary name and renamed; ``resume="auto"`` continues from the newest.
 - ``best.safetensors``: the weights of the epoch with the best validation top-1. Its metadata holds the
   ``pretrained_cfg`` (class count and label names included), ``architecture``, ``model_kwargs`` (with
-  ``num_classes``) and ``video_cfg``, as JSON; it loads with ``create_model(NAME, checkpoint_path=...,
-  **model_kwargs)``, and ``pretrained_cfg_overlay=dict(label_names=...)`` gives ``predict`` the class names.
+  ``num_classes``) and ``weights`` (the weights record: sampling, test protocol), as JSON; it loads with
+  ``create_model(NAME, checkpoint_path=..., **model_kwargs)``, and ``pretrained_cfg_overlay=dict(label_names=...)``
+  gives ``predict`` the class names.
 - ``metrics.jsonl``: one JSON object per epoch (losses, top-1/top-5, learning rate, skipped videos, time).
 
 Across several nodes, ``output`` must be a folder every node sees (rank 0 writes, every rank resumes from it).
@@ -56,8 +57,8 @@ from ..devices import autocast
 from ..errors import ConfigError
 from ..factory import create_model
 from ..metrics import topk_hits
-from ..models.registry import get_video_cfg
-from ..video import DataConfig, resolve_data_config
+from ..models.registry import weights_of
+from ..video import ClipSpec, crop_size
 from ..weights import read_checkpoint_metadata
 from .config import TrainConfig
 from .datasets import (
@@ -390,7 +391,7 @@ def _evaluate(
 
 
 def _loaders(
-    config: TrainConfig, info: DistInfo, data_config: DataConfig, train_samples: list, val_samples: list
+    config: TrainConfig, info: DistInfo, data_config: ClipSpec, train_samples: list, val_samples: list
 ) -> tuple[DataLoader, DataLoader, DistributedSampler, int]:
     """The train loader (a seeded ``DistributedSampler``, one shard per process) and the validation loader (this
     rank's shard, no padding duplicates), and the most validation batches any rank has."""
@@ -460,7 +461,7 @@ def _run(config: TrainConfig, info: DistInfo) -> dict[str, Any]:
             _logger.warning(
                 "no validation list (--val-list): no validation; %s holds the last epoch's weights", output / BEST_FILE
             )
-    data_config = resolve_data_config(model)
+    data_config = weights_of(model)
     train_loader, val_loader, sampler, max_val_batches = _loaders(config, info, data_config, train_samples, val_samples)
     _seed_everything(config.seed + info.rank)  # augmentation differs across ranks
 
@@ -484,7 +485,7 @@ def _run(config: TrainConfig, info: DistInfo) -> dict[str, Any]:
         _truncate_metrics(metrics_path, start_epoch)
 
     criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
-    dummy_clip = torch.zeros(1, 3, data_config.num_frames, *data_config.crop_size)
+    dummy_clip = torch.zeros(1, 3, data_config.num_frames, *crop_size(data_config))
     source = config.checkpoint or config.model
     export_cfg = _export_cfg(net, num_classes, label_names, f"fine-tuned from {source} on {config.train_list}")
     row: dict[str, Any] = {}
@@ -619,7 +620,7 @@ class _Run:
             meta = {
                 "architecture": best_cfg.get("architecture"),
                 "model_kwargs": dict(config.model_kwargs, num_classes=self.num_classes),
-                "video_cfg": get_video_cfg(self.net).to_dict(),
+                "weights": weights_of(self.net).replace(sha256=None).to_dict(),
                 "epoch": epoch,
                 "val_top1": self.best_top1 if self.best_top1 >= 0 else None,
             }

@@ -1,6 +1,6 @@
 """From a video file to model input: decode (``io``), choose frames (``sampling``), transform (``transforms``).
 
-Knows nothing of models: a model's settings come in as a ``DataConfig``.
+Knows nothing of models: a model's settings come in as its weights record (read through ``ClipSpec``).
 """
 
 from .io import (
@@ -16,7 +16,15 @@ from .io import (
     read_video_info,
 )
 from .sampling import dense_indices, parse_sampling, parse_views, uniform_indices
-from .transforms import DataConfig, VideoEvalTransform, VideoTrainTransform, create_transform, resolve_data_config
+from .transforms import (
+    ClipSpec,
+    VideoEvalTransform,
+    VideoTrainTransform,
+    create_transform,
+    crop_size,
+    frame_indices,
+    train_short_side,
+)
 
 __all__ = [
     "VideoInfo",
@@ -33,9 +41,11 @@ __all__ = [
     "uniform_indices",
     "parse_sampling",
     "parse_views",
-    "DataConfig",
-    "resolve_data_config",
+    "ClipSpec",
     "create_transform",
+    "crop_size",
+    "frame_indices",
+    "train_short_side",
     "VideoEvalTransform",
     "VideoTrainTransform",
 ]

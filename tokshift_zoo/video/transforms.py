@@ -1,4 +1,7 @@
-"""From decoded frames to model input: the data config and the preset transforms built from it.
+"""From decoded frames to model input: which frames make the clips, and the preset transforms.
+
+Everything here reads a model's settings from a weights record (``tokshift_zoo.Weights``, ``model.weights``),
+typed by the ``ClipSpec`` protocol below, so this module knows nothing of models.
 
 The paper's protocol (and the authors' ``data/augmentation.py`` and configs): testing resizes the short side
 to the crop size and takes three crops along the long side (left, centre, right); training resizes the short
@@ -12,7 +15,7 @@ set of random parameters across its frames.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 from torch import nn
@@ -24,155 +27,131 @@ from torchvision.transforms.v2 import functional as F
 from ..notices import warn_once
 from .sampling import dense_indices, uniform_indices
 
-__all__ = ["DataConfig", "resolve_data_config", "create_transform", "VideoEvalTransform", "VideoTrainTransform"]
+__all__ = [
+    "ClipSpec",
+    "create_transform",
+    "crop_size",
+    "frame_indices",
+    "train_short_side",
+    "VideoEvalTransform",
+    "VideoTrainTransform",
+]
 
 _PAPER_SCALE = 330 / 224  # the paper's training short side is 224-330 for 224 crops
 
 _logger = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class DataConfig:
-    """Everything between a video file and a model's input, for one model.
-
-    The image fields are those of timm's ``pretrained_cfg`` (``input_size``, ``mean``, ``std``,
-    ``interpolation``, ``crop_pct``), the video fields those of the zoo's ``VideoCfg``.
+class ClipSpec(Protocol):
+    """The settings a video pipeline reads: the fields of a weights record (``tokshift_zoo.Weights``).
 
     Attributes:
         input_size: (C, H, W) of each frame the model takes; (H, W) is the crop size.
         num_frames: frames per clip.
         frame_stride: step between sampled frames of dense sampling, in frames.
         sampling: ``"dense"`` (``num_frames`` x ``frame_stride``) or ``"uniform"`` (one frame per segment).
+        start_rule: dense test clips' starts, ``"authors"`` or ``"even"`` (see ``sampling.dense_indices``).
         mean, std: per-channel normalisation of pixels scaled to [0, 1].
         interpolation: resize interpolation, a torchvision mode name (``"bilinear"``, ``"bicubic"``, ...).
         crop_pct: crop size / resized short side at test time (1.0: the paper's resize to the crop size).
-        test_clips: clips per video at test time, spread evenly over it.
+        test_clips: clips per video at test time.
         test_crops: crops per clip at test time: 3 (left, centre, right) or 1 (centre).
-        train_hflip: flip training clips horizontally half the time (off for classes that left/right motion
-            tells apart, e.g. the demo model's).
+        train_hflip: flip training clips horizontally half the time.
         train_scale: (min, max) short side in pixels for training, inclusive; ``None`` scales the paper's
             224-330 to the crop size (see ``train_short_side``).
     """
 
-    input_size: tuple[int, int, int] = (3, 224, 224)
-    num_frames: int = 8
-    frame_stride: int = 32
-    sampling: str = "dense"
-    mean: tuple[float, ...] = (0.5, 0.5, 0.5)
-    std: tuple[float, ...] = (0.5, 0.5, 0.5)
-    interpolation: str = "bilinear"
-    crop_pct: float = 1.0
-    test_clips: int = 10
-    test_crops: int = 3
-    train_hflip: bool = True
-    train_scale: tuple[int, int] | None = None
-
-    def __post_init__(self) -> None:
-        if self.sampling not in ("dense", "uniform"):
-            raise ValueError(f"sampling must be 'dense' or 'uniform', got {self.sampling!r}")
-        if self.test_crops not in (1, 3):
-            raise ValueError(f"test_crops must be 1 (centre) or 3 (left, centre, right), got {self.test_crops}")
-        if len(self.input_size) != 3 or len(self.mean) != self.input_size[0] or len(self.std) != self.input_size[0]:
-            raise ValueError(
-                f"input_size must be (C, H, W) with C values of mean and std, got input_size={self.input_size}, "
-                f"mean={self.mean}, std={self.std}"
-            )
-        InterpolationMode(self.interpolation)  # ValueError for an unknown mode
-
-    @property
-    def crop_size(self) -> tuple[int, int]:
-        """(H, W) of the crops, in pixels."""
-        return self.input_size[1], self.input_size[2]
-
-    @property
-    def train_short_side(self) -> tuple[int, int]:
-        """(min, max) training short side in pixels: ``train_scale``, or ``crop * (1, 330 / 224)`` rounded.
-
-        The paper's 224-330 for 224 crops; 256 -> (256, 377) and 384 -> (384, 566). (The authors' own configs
-        use 256-380 and 384-512 for those sizes; set ``train_scale`` to follow them.)
-        """
-        if self.train_scale is not None:
-            return self.train_scale
-        crop = max(self.crop_size)
-        return crop, round(crop * _PAPER_SCALE)
-
-    def frame_indices(
-        self,
-        num_video_frames: int,
-        training: bool = False,
-        clip_index: int | None = None,
-        generator: torch.Generator | None = None,
-    ) -> torch.Tensor:
-        """Frame indices of this config's clips for a video of ``num_video_frames`` frames.
-
-        Testing gives ``test_clips`` clips (or clip ``clip_index`` of them), training one random clip; see
-        ``dense_indices`` and ``uniform_indices`` for the rules.
-
-        Returns:
-            int64 tensor (clips, num_frames).
-        """
-        num_clips = 1 if training else self.test_clips
-        if self.sampling == "dense":
-            indices = dense_indices(
-                num_video_frames, self.num_frames, self.frame_stride, num_clips, clip_index, training, generator
-            )
-        else:
-            indices = uniform_indices(num_video_frames, self.num_frames, num_clips, clip_index, training, generator)
-        self._warn_if_short(num_video_frames, indices, clip_index is None and not training)
-        return indices
-
-    def _warn_if_short(self, num_video_frames: int, indices: torch.Tensor, all_test_clips: bool) -> None:
-        """Say once (per process) when a video is too short for a clip or for the test clips asked for."""
-        steps = indices.diff(dim=1)  # (clips, T - 1)
-        spans = f"{self.num_frames}x{self.frame_stride} clip spans {self.num_frames * self.frame_stride}"
-        if bool((steps < 0).any()):
-            warn_once(
-                _logger,
-                "wrap",
-                f"a video of {num_video_frames} frames is shorter than the {spans} frames: its frame indices wrap "
-                "around to the start (as the authors' loader does); further short videos are not reported",
-            )
-        elif bool((steps == 0).any()):
-            warn_once(
-                _logger,
-                "repeat",
-                f"a video of {num_video_frames} frames has fewer than the {self.num_frames} frames a clip needs: "
-                "frames are repeated to fill the clip; further short videos are not reported",
-            )
-        distinct = len(torch.unique(indices, dim=0)) if all_test_clips else len(indices)
-        if distinct < len(indices):
-            warn_once(
-                _logger,
-                "views",
-                f"{len(indices)} test clips per video were asked for, but a video of {num_video_frames} frames has "
-                f"only {distinct} distinct ones: the others repeat them (fewer clips give the same scores faster); "
-                "further such videos are not reported",
-            )
+    input_size: tuple[int, int, int]
+    num_frames: int
+    frame_stride: int
+    sampling: str
+    start_rule: str
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    interpolation: str
+    crop_pct: float
+    test_clips: int
+    test_crops: int
+    train_hflip: bool
+    train_scale: tuple[int, int] | None
 
 
-def resolve_data_config(model: nn.Module) -> DataConfig:
-    """The ``DataConfig`` of a built zoo model, like timm's function of the same name.
+def crop_size(spec: ClipSpec) -> tuple[int, int]:
+    """(H, W) of the crops, in pixels."""
+    return spec.input_size[1], spec.input_size[2]
 
-    Reads the model's timm ``pretrained_cfg`` (mean, std, interpolation, crop_pct), its zoo ``video_cfg``
-    (frame stride, sampling, test views), and the input size and clip length the model was built with (an
-    ``img_size`` or ``num_frames`` override does not reach ``pretrained_cfg``). Plain attribute reads: this module
-    knows nothing of the model classes.
+
+def train_short_side(spec: ClipSpec) -> tuple[int, int]:
+    """(min, max) training short side in pixels: ``spec.train_scale``, or ``crop * (1, 330 / 224)`` rounded.
+
+    The paper's 224-330 for 224 crops (the k400 records carry the authors' own ranges: 256-380, 384-512).
     """
-    cfg = model.pretrained_cfg
-    video = model.video_cfg
-    return DataConfig(
-        input_size=(model.in_chans, *model.patch_embed.img_size),
-        num_frames=model.num_frames,
-        frame_stride=video.frame_stride,
-        sampling=video.sampling,
-        mean=tuple(cfg.get("mean", DataConfig.mean)),
-        std=tuple(cfg.get("std", DataConfig.std)),
-        interpolation=cfg.get("interpolation", DataConfig.interpolation),
-        crop_pct=cfg.get("crop_pct", DataConfig.crop_pct),
-        test_clips=video.test_clips,
-        test_crops=video.test_crops,
-        train_hflip=video.train_hflip,
-    )
+    if spec.train_scale is not None:
+        return tuple(spec.train_scale)
+    crop = max(crop_size(spec))
+    return crop, round(crop * _PAPER_SCALE)
+
+
+def frame_indices(
+    spec: ClipSpec,
+    num_video_frames: int,
+    training: bool = False,
+    clip_index: int | None = None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Frame indices of ``spec``'s clips for a video of ``num_video_frames`` frames.
+
+    Testing gives ``spec.test_clips`` clips (or clip ``clip_index`` of them), their starts placed by
+    ``spec.start_rule``; training one random clip. See ``dense_indices`` and ``uniform_indices`` for the rules.
+
+    Returns:
+        int64 tensor (clips, num_frames).
+    """
+    num_clips = 1 if training else spec.test_clips
+    if spec.sampling == "dense":
+        indices = dense_indices(
+            num_video_frames,
+            spec.num_frames,
+            spec.frame_stride,
+            num_clips,
+            clip_index,
+            training,
+            generator,
+            start_rule=spec.start_rule,
+        )
+    else:
+        indices = uniform_indices(num_video_frames, spec.num_frames, num_clips, clip_index, training, generator)
+    _warn_if_short(spec, num_video_frames, indices, clip_index is None and not training)
+    return indices
+
+
+def _warn_if_short(spec: ClipSpec, num_video_frames: int, indices: torch.Tensor, all_test_clips: bool) -> None:
+    """Say once (per process) when a video is too short for a clip or for the test clips asked for."""
+    steps = indices.diff(dim=1)  # (clips, T - 1)
+    spans = f"{spec.num_frames}x{spec.frame_stride} clip spans {spec.num_frames * spec.frame_stride}"
+    if bool((steps < 0).any()):
+        warn_once(
+            _logger,
+            "wrap",
+            f"a video of {num_video_frames} frames is shorter than the {spans} frames: its frame indices wrap "
+            "around to the start (as the authors' loader does); further short videos are not reported",
+        )
+    elif bool((steps == 0).any()):
+        warn_once(
+            _logger,
+            "repeat",
+            f"a video of {num_video_frames} frames has fewer than the {spec.num_frames} frames a clip needs: "
+            "frames are repeated to fill the clip; further short videos are not reported",
+        )
+    distinct = len(torch.unique(indices, dim=0)) if all_test_clips else len(indices)
+    if distinct < len(indices):
+        warn_once(
+            _logger,
+            "views",
+            f"{len(indices)} test clips per video were asked for, but a video of {num_video_frames} frames has "
+            f"only {distinct} distinct ones: the others repeat them (fewer clips give the same scores faster); "
+            "further such videos are not reported",
+        )
 
 
 def _check_video(video: torch.Tensor) -> None:
@@ -295,14 +274,14 @@ class VideoTrainTransform(nn.Module):
 
 
 def create_transform(
-    config: DataConfig, is_training: bool = False, num_crops: int | None = None
+    spec: ClipSpec, is_training: bool = False, num_crops: int | None = None
 ) -> VideoEvalTransform | VideoTrainTransform:
-    """The preset transform of ``config``, for evaluation or training.
+    """The preset transform of a weights record (``spec``), for evaluation or training.
 
     Args:
-        config: the model's data config.
+        spec: the model's weights record (``model.weights``, ``tokshift_zoo.get_weights(NAME)``).
         is_training: the training preset instead of the test one.
-        num_crops: test crops per clip, 1 or 3; ``None`` uses ``config.test_crops``. Not for training.
+        num_crops: test crops per clip, 1 or 3; ``None`` uses ``spec.test_crops``. Not for training.
 
     Returns:
         A module taking uint8 frames (..., T, 3, H, W) (decoded frames ``.permute(0, 3, 1, 2)``) and returning
@@ -312,19 +291,19 @@ def create_transform(
         if num_crops is not None:
             raise ValueError("num_crops is a test-time setting; the training transform takes one random crop")
         return VideoTrainTransform(
-            config.crop_size,
-            config.train_short_side,
-            config.mean,
-            config.std,
-            config.interpolation,
-            hflip=config.train_hflip,
+            crop_size(spec),
+            train_short_side(spec),
+            spec.mean,
+            spec.std,
+            spec.interpolation,
+            hflip=spec.train_hflip,
         )
-    resize_size = int(max(config.crop_size) / config.crop_pct)
+    resize_size = int(max(crop_size(spec)) / spec.crop_pct)
     return VideoEvalTransform(
-        config.crop_size,
+        crop_size(spec),
         resize_size,
-        config.test_crops if num_crops is None else num_crops,
-        config.mean,
-        config.std,
-        config.interpolation,
+        spec.test_crops if num_crops is None else num_crops,
+        spec.mean,
+        spec.std,
+        spec.interpolation,
     )

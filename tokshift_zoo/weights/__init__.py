@@ -22,7 +22,7 @@ Importing this package installs ``router.prepare_model`` as the builders' weight
 from ..errors import ChecksumError, DownloadError, NotCachedError, WeightsError
 from ..models.registry import set_weights_loader
 from .authors import fetch_authors_release
-from .hub import fetch_hub_file, hub_video_cfg
+from .hub import fetch_hub_file, hub_weights
 from .local import (
     LoadReport,
     load_state_dict_file,
@@ -49,7 +49,7 @@ __all__ = [
     "fetch_hub_file",
     "fetch_pretrained",
     "fetch_url",
-    "hub_video_cfg",
+    "hub_weights",
     "load_pretrained",
     "load_state_dict_file",
     "load_weights_file",

@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 
 from ..atomic import atomic_write
 from ..errors import ChecksumError, DownloadError, NotCachedError
-from ..models.registry import get_entry
+from ..models.registry import get_weights
 from .pins import Fetched, cache_lock, sha256_file
 from .url import http_download, zoo_cache_root
 
@@ -171,7 +171,7 @@ def fetch_authors_release(
         ChecksumError: the cached file, or a new download, differs from the pinned one (it was removed).
         WeightsError: the release does not fit the architecture (keys, shapes, not 400 classes).
     """
-    entry = get_entry(f"{name}.{_TAG}")
+    record = get_weights(f"{name}.{_TAG}")
     folder = authors_cache_dir(cache_dir) / name
     converted = folder / f"{name}.{_TAG}.safetensors"
     if converted.is_file():
@@ -185,7 +185,7 @@ def fetch_authors_release(
     with cache_lock(converted):
         if converted.is_file():  # another process converted it while this one waited
             return _verified_cached(converted, read_pins(folder))
-        return _download_and_convert(name, entry.drive_folder, model_kwargs or {}, folder, converted)
+        return _download_and_convert(name, record.drive_folder, model_kwargs or {}, folder, converted)
 
 
 def _download_and_convert(

@@ -6,7 +6,6 @@ file kept in git). A mismatching file is removed from the cache.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 from pathlib import Path
@@ -24,10 +23,10 @@ from huggingface_hub.errors import (
 )
 
 from ..errors import ChecksumError, DownloadError, NotCachedError
-from ..models.registry import VideoCfg, get_video_cfg
+from ..models.registry import Weights, weights_of
 from .pins import GIT_SHA1_HEX, SHA256_HEX, Fetched, git_blob_sha1, require_safetensors, sha256_file
 
-__all__ = ["fetch_hub_file", "hub_video_cfg", "read_hub_config", "split_revision"]
+__all__ = ["fetch_hub_file", "hub_weights", "read_hub_config", "split_revision"]
 
 
 def split_revision(hub_id: str) -> tuple[str, str | None]:
@@ -185,19 +184,22 @@ def read_hub_config(hub_id: str, cache_dir: Any = None) -> dict[str, Any]:
         return json.load(f)
 
 
-def hub_video_cfg(model: nn.Module, cache_dir: str | os.PathLike | None = None) -> VideoCfg | None:
-    """The ``VideoCfg`` of a model built from an ``hf-hub:`` name; None for any other model.
+def hub_weights(model: nn.Module, cache_dir: str | os.PathLike | None = None) -> Weights | None:
+    """The weights record of a model built from an ``hf-hub:`` name; None for any other model.
 
-    The repo's ``config.json`` may carry one as a top-level ``video_cfg`` (``tokshift-zoo convert --push`` writes
-    it, with the sha256 of the repo's weights); timm ignores that key. Without it, the registry entry of the same
-    ``architecture.tag`` is used with its sha256 pin dropped, as that pin belongs to another source.
+    The repo's ``config.json`` may carry one as a top-level ``weights`` (``tokshift-zoo convert --push`` writes
+    it, with the sha256 of the repo's weights; a former ``video_cfg`` is read too); timm ignores that key. Without
+    it, the registry record of the same ``architecture.tag`` is used with its sha256 pin dropped, as that pin
+    belongs to another source.
     """
     cfg = getattr(model, "pretrained_cfg", None) or {}
     if cfg.get("source") != "hf-hub" or not cfg.get("hf_hub_id"):
         return None
-    base = get_video_cfg(model)
-    found = read_hub_config(cfg["hf_hub_id"], cache_dir).get("video_cfg")
+    base = weights_of(model)
+    config = read_hub_config(cfg["hf_hub_id"], cache_dir)
+    found = config.get("weights", config.get("video_cfg"))
     if not isinstance(found, dict):
-        return dataclasses.replace(base, sha256=None)
-    known = {f.name for f in dataclasses.fields(VideoCfg)}
-    return VideoCfg(**{k: v for k, v in found.items() if k in known})
+        return base.replace(sha256=None)
+    # where the file is stays the model's (this repo); the repo's record gives the rest, its file's pin included
+    found = {k: v for k, v in found.items() if k not in ("hf_hub_id", "url", "file", "drive_folder")}
+    return Weights.from_dict(found, **dict(base.to_dict(), sha256=None))

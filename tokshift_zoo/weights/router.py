@@ -1,8 +1,9 @@
 """Which source serves a registry entry's weights, and loading them into a built model.
 
-Sources, in the order ``fetch_pretrained`` tries them for a model's ``pretrained_cfg``: ``file`` (a packaged
-file, pinned, or the user's own path), ``hf_hub_id`` (``hub.py``), ``url`` (``url.py``). ``prepare_model`` is
-the loader the model builders call back (installed in the registry by ``tokshift_zoo.weights``).
+Sources, in the order ``fetch_pretrained`` tries them for a weights record: ``file`` (a packaged file, pinned, or
+the user's own path), ``hf_hub_id`` (``hub.py``), ``url`` (``url.py``), the authors' release (``authors.py``).
+``prepare_model`` is the loader the model builders call back (installed in the registry by
+``tokshift_zoo.weights``); it leaves the sha256 it verified on ``model.weights``.
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ import torch
 import torch.nn as nn
 
 from ..errors import ConfigError, DownloadError
-from ..models.registry import PACKAGE_SCHEME, VideoCfg, check_model_name, get_entry, get_video_cfg, list_models
+from ..models.registry import PACKAGE_SCHEME, Weights, check_model_name, get_weights
 from .authors import fetch_authors_release
-from .hub import fetch_hub_file, hub_video_cfg, read_hub_config
+from .hub import fetch_hub_file, hub_weights, read_hub_config
 from .local import LoadReport, load_local
 from .package import fetch_package_file
 from .pins import Fetched
@@ -32,52 +33,45 @@ _logger = logging.getLogger(__name__)
 
 def route_error(name: str) -> DownloadError:
     return DownloadError(
-        f"no downloadable weights for {name}: its registry entry names no file, hub repo, URL or authors' release. "
+        f"no downloadable weights for {name}: its weights record names no file, hub repo, URL or authors' release. "
         "Load a local file with create_model(NAME, checkpoint_path=FILE), or convert one with "
         "`tokshift-zoo convert FILE OUT.safetensors` (optionally `--push ORG/REPO`, then load hf-hub:ORG/REPO)."
     )
 
 
 def fetch_pretrained(
-    pretrained_cfg: dict[str, Any],
-    video_cfg: VideoCfg | None = None,
+    record: Weights,
     *,
     cache_dir: str | os.PathLike | None = None,
     model_kwargs: dict[str, Any] | None = None,
 ) -> Fetched:
-    """Get the weight file a ``pretrained_cfg`` names onto local disk, verified.
+    """Get the weight file a weights record names onto local disk, verified against its sha256 pin.
 
-    Sources in order: ``file`` (``package://`` files are checked against ``video_cfg.sha256``; other paths are
-    the user's own and load unchecked), ``hf_hub_id`` (``hf_hub_filename`` or ``video_cfg.filename``), ``url``,
-    then the authors' release of the registry entry (a mirror or their Google Drive, see ``authors.py``),
-    checked against the architecture that ``model_kwargs`` (shape overrides) describe.
+    Sources in order: ``file`` (``package://`` files are checked against the pin; other paths are the user's
+    own and load unchecked), ``hf_hub_id`` (the record's ``filename``), ``url``, then the authors' release (a
+    mirror or their Google Drive, see ``authors.py``), checked against the architecture that ``model_kwargs``
+    (shape overrides) describe.
 
     Raises:
         DownloadError: no source can serve the weights; the message gives the route.
         ChecksumError, NotCachedError, DownloadError: see ``fetch_hub_file`` and ``fetch_url``.
     """
-    name = f"{pretrained_cfg.get('architecture')}.{pretrained_cfg.get('tag')}"
-    pin = video_cfg.sha256 if video_cfg else None
-    filename = video_cfg.filename if video_cfg else "model.safetensors"
-    file = pretrained_cfg.get("file")
-    if file and str(file).startswith(PACKAGE_SCHEME):
-        return fetch_package_file(str(file), pin)
-    if file:
-        return Fetched(Path(file), str(file))
-    if pretrained_cfg.get("hf_hub_id"):
-        filename = pretrained_cfg.get("hf_hub_filename") or filename
-        return fetch_hub_file(pretrained_cfg["hf_hub_id"], filename, sha256=pin, cache_dir=cache_dir)
-    if isinstance(pretrained_cfg.get("url"), str) and pretrained_cfg["url"]:
-        if not pin:
+    if record.file and str(record.file).startswith(PACKAGE_SCHEME):
+        return fetch_package_file(str(record.file), record.sha256)
+    if record.file:
+        return Fetched(Path(record.file), str(record.file))
+    if record.hf_hub_id:
+        return fetch_hub_file(record.hf_hub_id, record.filename, sha256=record.sha256, cache_dir=cache_dir)
+    if record.url:
+        if not record.sha256:
             raise ConfigError(
-                f"{name}: refusing to download {pretrained_cfg['url']} with no sha256 pin in its VideoCfg. "
+                f"{record.key}: refusing to download {record.url} with no sha256 pin in its weights record. "
                 "Download it yourself and load it with checkpoint_path=FILE."
             )
-        return fetch_url(pretrained_cfg["url"], sha256=pin, cache_dir=cache_dir)
-    arch = str(pretrained_cfg.get("architecture"))
-    if name in list_models(pretrained=True) and get_entry(name).drive_folder:
-        return fetch_authors_release(arch, model_kwargs, cache_dir=cache_dir)
-    raise route_error(name)
+        return fetch_url(record.url, sha256=record.sha256, cache_dir=cache_dir)
+    if record.drive_folder:
+        return fetch_authors_release(record.name, model_kwargs, cache_dir=cache_dir)
+    raise route_error(record.key)
 
 
 def _shape_overrides(model: nn.Module) -> dict[str, Any]:
@@ -98,25 +92,24 @@ def _shape_overrides(model: nn.Module) -> dict[str, Any]:
 
 
 def load_pretrained(model: nn.Module, cache_dir: str | os.PathLike | None = None) -> LoadReport:
-    """Load the weights named by ``model.pretrained_cfg``: fetched and verified, then loaded, logged in one line.
+    """Load the weights ``model.weights`` names: fetched and verified, then loaded, logged in one line.
 
-    The sha256 pin is ``model.video_cfg.sha256`` (for ``hf-hub:`` models, the repo's own ``video_cfg``).
+    The sha256 pin is the record's (for ``hf-hub:`` models, the repo's own record); ``model.weights`` then holds
+    the sha256 that was verified (None for a file of the user's, which nothing pins).
 
     Raises:
         DownloadError: no source can serve the weights; the message gives the route to load them.
         ChecksumError, NotCachedError, DownloadError: the weights could not be had intact.
     """
-    cfg = model.pretrained_cfg
-    needs_shapes = not any(cfg.get(k) for k in ("file", "hf_hub_id", "url"))  # only the authors' release does
+    record = model.weights
+    needs_shapes = not (record.file or record.hf_hub_id or record.url)  # only the authors' release does
     fetched = fetch_pretrained(
-        cfg,
-        getattr(model, "video_cfg", None),
-        cache_dir=cache_dir,
-        model_kwargs=_shape_overrides(model) if needs_shapes else None,
+        record, cache_dir=cache_dir, model_kwargs=_shape_overrides(model) if needs_shapes else None
     )
     report = load_local(model, fetched.path)
     report.source = str(fetched)
-    _logger.info("%s.%s: %s", cfg.get("architecture"), cfg.get("tag"), report)
+    model.weights = record.replace(sha256=fetched.sha256)
+    _logger.info("%s: %s", record.key, report)
     return report
 
 
@@ -135,16 +128,16 @@ def download(name: str, cache_dir: str | os.PathLike | None = None) -> Fetched:
         hub_id = name.removeprefix("hf-hub:")
         config = read_hub_config(hub_id, cache_dir)
         pretrained_cfg = config.get("pretrained_cfg", config)
-        video = config.get("video_cfg") if isinstance(config.get("video_cfg"), dict) else {}
-        filename = pretrained_cfg.get("hf_hub_filename") or video.get("filename") or "model.safetensors"
-        return fetch_hub_file(hub_id, filename, sha256=video.get("sha256"), cache_dir=cache_dir)
+        found = config.get("weights", config.get("video_cfg"))
+        found = found if isinstance(found, dict) else {}
+        filename = pretrained_cfg.get("hf_hub_filename") or found.get("filename") or "model.safetensors"
+        return fetch_hub_file(hub_id, filename, sha256=found.get("sha256"), cache_dir=cache_dir)
     check_model_name(name)  # an unknown name or tag: the closest ones
-    pretrained_cfg = timm.models.get_pretrained_cfg(name).to_dict()
-    return fetch_pretrained(pretrained_cfg, get_video_cfg(name), cache_dir=cache_dir)
+    return fetch_pretrained(get_weights(name), cache_dir=cache_dir)
 
 
 def prepare_model(model: nn.Module, pretrained: bool, cache_dir: str | os.PathLike | None = None) -> None:
-    """The builders' callback: an ``hf-hub:`` model's own ``video_cfg`` first, then the weights if asked for."""
-    model.video_cfg = hub_video_cfg(model, cache_dir) or model.video_cfg
+    """The builders' callback: an ``hf-hub:`` model's own record first, then the weights if asked for."""
+    model.weights = hub_weights(model, cache_dir) or model.weights
     if pretrained:
         model.load_report = load_pretrained(model, cache_dir)
