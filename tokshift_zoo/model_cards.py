@@ -17,7 +17,7 @@ from pathlib import Path
 
 import timm
 
-from .models.registry import VideoCfg, get_entry, get_video_cfg, list_models
+from .models.registry import Weights, get_weights, list_models
 
 __all__ = ["CARDS_DIR", "check_cards", "render_card", "write_cards"]
 
@@ -50,12 +50,56 @@ def _q(text: str) -> str:
     return json.dumps(text)
 
 
-def _paper_gflops(arch: str, video: VideoCfg) -> float | None:
+def _paper_gflops(arch: str, record: Weights) -> float | None:
     """The paper's GFLOPs of this architecture (the figure is per architecture, whatever the tag)."""
-    if video.paper_gflops is not None:
-        return video.paper_gflops
-    figures = [get_video_cfg(e).paper_gflops for e in list_models(arch + ".*", pretrained=True)]
+    if record.meta.get("gflops") is not None:
+        return record.meta["gflops"]
+    figures = [get_weights(e).meta.get("gflops") for e in list_models(arch + ".*", pretrained=True)]
     return next((f for f in figures if f is not None), None)
+
+
+def _recipe(record: Weights) -> str:
+    recipe = record.meta.get("recipe") or "not stated"
+    return f"<{recipe}>" if recipe.startswith("https://") else recipe
+
+
+def _protocol(record: Weights) -> list[str]:
+    """The test protocol in words, exactly as ``predict`` / ``evaluate`` run it by default."""
+    crops = "left, centre and right along the long side" if record.test_crops == 3 else "the centre"
+    res = record.input_size[-1]
+    lines = ["## Test protocol", ""]
+    if record.sampling == "dense":
+        span = record.num_frames * record.frame_stride
+        if record.start_rule == "authors":
+            starts = (
+                f"clip k of {record.test_clips} starts at `int(k * L / {record.test_clips})` for a video of L frames, "
+                f"clipped to `L - {span - 1}` (the authors' `read_clip`); a video of at most {span} frames starts "
+                "every clip at 0"
+            )
+        else:
+            starts = f"the {record.test_clips} clips start evenly spread over `[0, L - {span}]`"
+        lines.append(
+            f"{record.num_frames} frames, {record.frame_stride} apart ({record.num_frames}x{record.frame_stride}): "
+            f"{starts}, indices wrapping around the end of a shorter video."
+        )
+    else:
+        lines.append(f"{record.num_frames} frames, one from the middle of each of {record.num_frames} equal segments.")
+    lines += [
+        f"Each frame's short side is resized to {int(res / record.crop_pct)} ({record.interpolation}), then "
+        f"{record.test_crops} crop(s) of {res}x{res}: {crops}; RGB scaled to [0, 1], then normalised with mean "
+        f"{record.mean}, std {record.std}. `predict` and `evaluate` run this by default and report it as "
+        '`"protocol"`; `tokshift_zoo.get_weights(NAME).transforms()` is the preset.',
+        "",
+    ]
+    if record.meta.get("dataset") == "kinetics400":
+        lines += [
+            "Labels: the 400 Kinetics-400 class names in alphabetical order "
+            "(`tokshift_zoo/data/kinetics400_labels.txt`, index 0 `abseiling`). The authors' lists give integer "
+            "labels only; that their integers follow this order is assumed (the TSM codebase's convention their "
+            "loader comes from), not checked against their lists.",
+            "",
+        ]
+    return lines
 
 
 def _source(cfg: Mapping, hf_repo: str | None, drive_folder: str | None = None) -> tuple[str, str]:
@@ -93,7 +137,7 @@ def _license(cfg: Mapping) -> tuple[list[str], str]:
     return ["license: other", "license_name: not-stated-by-the-authors", f"license_link: {origin}"], words
 
 
-def _metadata(name: str, cfg: Mapping, video: VideoCfg, dataset: tuple[str, str]) -> list[str]:
+def _metadata(name: str, cfg: Mapping, video: Weights, dataset: tuple[str, str]) -> list[str]:
     lines = [
         "---",
         *_license(cfg)[0],
@@ -107,7 +151,7 @@ def _metadata(name: str, cfg: Mapping, video: VideoCfg, dataset: tuple[str, str]
         "datasets:",
         f"- {dataset[1]}",
     ]
-    if video.paper_top1 is not None:
+    if video.meta.get("paper_top1") is not None:
         lines += [
             "metrics:",
             "- accuracy",
@@ -121,7 +165,7 @@ def _metadata(name: str, cfg: Mapping, video: VideoCfg, dataset: tuple[str, str]
             f"      type: {dataset[1]}",
             "    metrics:",
             "    - type: accuracy",
-            f"      value: {video.paper_top1}",
+            f"      value: {video.meta['paper_top1']}",
             f"      name: {_q(f'Top-1 accuracy ({video.test_clips}x{video.test_crops} views, paper)')}",
             "    source:",
             f"      name: {_q(cfg.get('paper_name') or 'paper')}",
@@ -146,16 +190,17 @@ def render_card(
         source: a converted file's metadata (``source_file``, ``source_sha256``), recorded in the card.
     """
     arch, _, tag = name.partition(".")
-    entry = get_entry(name)
-    cfg, video = entry.timm_cfg(), entry.video
+    video = get_weights(name)
+    cfg = video.timm_cfg()
     sha256 = sha256 or video.sha256
-    dataset = _DATASETS.get(video.dataset, (video.dataset or "unknown", video.dataset or "unknown"))
-    where, load_name = _source(cfg, hf_repo, entry.drive_folder)
+    trained_on = video.meta.get("dataset")
+    dataset = _DATASETS.get(trained_on, (trained_on or "unknown", trained_on or "unknown"))
+    where, load_name = _source(cfg, hf_repo, video.drive_folder)
     summary = (timm.models.model_entrypoint(arch).__doc__ or "").strip().splitlines()[0]
     res = cfg["input_size"][-1]
     classes = cfg.get("num_classes", 0)
     gflops = _paper_gflops(arch, video)
-    top1 = f"{video.paper_top1}%" if video.paper_top1 is not None else "not applicable"
+    top1 = f"{video.meta['paper_top1']}%" if video.meta.get("paper_top1") is not None else "not applicable"
 
     lines = _metadata(name, cfg, video, dataset)
     lines += ["", f"# {name}", "", summary, ""]
@@ -164,7 +209,7 @@ def render_card(
         lines += [f"The {name} weights, converted to safetensors by tokshift-zoo{origin}.", ""]
     elif cfg.get("description"):
         lines += [cfg["description"], ""]
-    if video.dataset == "imagenet-21k" and res != 224:
+    if trained_on == "imagenet-21k" and res != 224:
         grid = res // 16  # every in21k source is a ViT-*/16 at 224
         lines += [f"Loading resamples the 224-pixel weights' 14x14 position embeddings to {grid}x{grid}.", ""]
     lines += [
@@ -181,7 +226,7 @@ def render_card(
     ]
     if sha256:
         lines.append(f"| sha256 | `{sha256}` |")
-    elif entry.drive_folder and not hf_repo:
+    elif video.drive_folder and not hf_repo:
         lines.append(
             "| sha256 | the authors publish none: the first download prints the file's sha256 and pins it, with "
             "the converted file's, in your cache; every later load is checked against those pins |"
@@ -208,12 +253,14 @@ def render_card(
         f"| frame sampling | {video.sampling}, {video.num_frames} frames"
         + (f" every {video.frame_stride}" if video.sampling == "dense" else "")
         + " |",
-        f"| test views | {video.test_clips} clips x {video.test_crops} crops |",
+        f"| test views | {video.test_clips} clips x {video.test_crops} crops, the views' logits averaged |",
         f"| GFLOPs per view (paper) | {gflops if gflops is not None else 'not reported'} |",
         f"| Kinetics-400 top-1 (paper) | {top1} |",
         f"| preprocessing | resize ({cfg['interpolation']}) and crop {res}x{res} (crop_pct {cfg['crop_pct']}), "
         f"normalise with mean {tuple(cfg['mean'])}, std {tuple(cfg['std'])} |",
+        f"| recipe | {_recipe(video)} |",
         "",
+        *_protocol(video),
         "## How to load",
         "",
     ]
@@ -253,7 +300,7 @@ def render_card(
             "```",
         ]
     lines += ["", "## Citation", "", "```bibtex", _CITATION, "```"]
-    if video.dataset == "imagenet-21k":
+    if trained_on == "imagenet-21k":
         lines += ["", "The ImageNet-21k weights are Google's ViT:", "", "```bibtex", _VIT_CITATION, "```"]
     return "\n".join(lines) + "\n"
 
