@@ -288,6 +288,7 @@ def test_local_dir_name_loads_the_folders_weights(tiny_model, tmp_path):
     (tmp_path / "config.json").write_bytes(timm_config(sha256=sha256(data), filename="weights.safetensors"))
     model = tokshift_zoo.load(f"local-dir:{tmp_path}", device="cpu")
     assert_same_weights(model, tiny_model)
+    assert tokshift_zoo.download(f"local-dir:{tmp_path}").path == tmp_path / "weights.safetensors"
     assert (
         model.video_cfg.num_frames == 4 and "verified against the folder's config.json pin" in model.load_report.source
     )

@@ -126,7 +126,8 @@ def load_pretrained(model: nn.Module, cache_dir: str | os.PathLike | None = None
 
 
 def download(name: str, cache_dir: str | os.PathLike | None = None) -> Fetched:
-    """Fetch and verify the weights of ``NAME[.TAG]`` or ``hf-hub:ORG/REPO[@REV]`` into the cache.
+    """Fetch and verify the weights of ``NAME[.TAG]`` or ``hf-hub:ORG/REPO[@REV]`` into the cache (for a
+    ``local-dir:PATH``, find and verify the folder's weight file).
 
     Returns:
         The verified local file and its provenance (``Fetched.path`` is what ``tokshift-zoo download`` prints).
@@ -143,6 +144,11 @@ def download(name: str, cache_dir: str | os.PathLike | None = None) -> Fetched:
         video = config.get("video_cfg") if isinstance(config.get("video_cfg"), dict) else {}
         filename = pretrained_cfg.get("hf_hub_filename") or video.get("filename") or "model.safetensors"
         return fetch_hub_file(hub_id, filename, sha256=video.get("sha256"), cache_dir=cache_dir)
+    if name.startswith("local-dir:"):
+        folder = name.removeprefix("local-dir:")
+        video = read_dir_config(folder).get("video_cfg")
+        video = video if isinstance(video, dict) else {}
+        return fetch_dir_file(folder, video.get("filename") or "model.safetensors", video.get("sha256"))
     check_model_name(name)  # an unknown name or tag: the closest ones
     pretrained_cfg = timm.models.get_pretrained_cfg(name).to_dict()
     return fetch_pretrained(pretrained_cfg, get_video_cfg(name), cache_dir=cache_dir)
