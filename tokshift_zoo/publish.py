@@ -89,10 +89,12 @@ class TrainingRun:
 
     @property
     def base_model(self) -> str | None:
-        """What the run fine-tuned: its ``checkpoint`` file's name, else its ``model`` (``NAME.TAG``, ``hf-hub:``)."""
-        if self.config.get("checkpoint"):
-            return Path(str(self.config["checkpoint"])).name
-        return self.config.get("model") or None
+        """What the run fine-tuned: its ``model`` (``NAME.TAG``, ``hf-hub:ORG/REPO``), and the name of the
+        ``checkpoint`` file it started from instead of that model's weights, if any; None if not recorded."""
+        model, checkpoint = self.config.get("model"), self.config.get("checkpoint")
+        if checkpoint:
+            return f"{model or 'a zoo model'} with the weights of {Path(str(checkpoint)).name}"
+        return str(model) if model else None
 
     @property
     def validation(self) -> dict[str, float]:
