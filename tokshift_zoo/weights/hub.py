@@ -26,7 +26,7 @@ from ..errors import ChecksumError, DownloadError, NotCachedError
 from ..models.registry import Weights, weights_of
 from .pins import GIT_SHA1_HEX, SHA256_HEX, Fetched, git_blob_sha1, require_safetensors, sha256_file
 
-__all__ = ["fetch_hub_file", "hub_weights", "read_hub_config", "split_revision"]
+__all__ = ["fetch_hub_file", "hub_weights", "read_hub_config", "saved_weights", "split_revision"]
 
 
 def split_revision(hub_id: str) -> tuple[str, str | None]:
@@ -187,19 +187,26 @@ def read_hub_config(hub_id: str, cache_dir: Any = None) -> dict[str, Any]:
 def hub_weights(model: nn.Module, cache_dir: str | os.PathLike | None = None) -> Weights | None:
     """The weights record of a model built from an ``hf-hub:`` name; None for any other model.
 
-    The repo's ``config.json`` may carry one as a top-level ``weights`` (``tokshift-zoo convert --push`` writes
-    it, with the sha256 of the repo's weights; a former ``video_cfg`` is read too); timm ignores that key. Without
-    it, the registry record of the same ``architecture.tag`` is used with its sha256 pin dropped, as that pin
-    belongs to another source.
+    See ``saved_weights`` for what the repo's ``config.json`` gives.
     """
     cfg = getattr(model, "pretrained_cfg", None) or {}
     if cfg.get("source") != "hf-hub" or not cfg.get("hf_hub_id"):
         return None
-    base = weights_of(model)
-    config = read_hub_config(cfg["hf_hub_id"], cache_dir)
+    return saved_weights(read_hub_config(cfg["hf_hub_id"], cache_dir), weights_of(model))
+
+
+def saved_weights(config: dict[str, Any], base: Weights) -> Weights:
+    """The weights record a repo's (or a ``local-dir:`` folder's) ``config.json`` gives.
+
+    The config may carry one as a top-level ``weights`` (``tokshift-zoo convert --push`` and ``publish-run``
+    write it, with the sha256 of the repo's weights; a former ``video_cfg`` is read too); timm ignores that key.
+    Where the file is stays ``base``'s (the repo or folder the model names). Without a record, ``base`` (the
+    registry record of the same ``architecture.tag``) is used with its sha256 pin dropped, as that pin belongs to
+    another source, and timm's file name, ``model.safetensors``.
+    """
     found = config.get("weights", config.get("video_cfg"))
+    defaults = dict(base.to_dict(), sha256=None, filename="model.safetensors")
     if not isinstance(found, dict):
-        return base.replace(sha256=None)
-    # where the file is stays the model's (this repo); the repo's record gives the rest, its file's pin included
+        return Weights.from_dict({}, **defaults)
     found = {k: v for k, v in found.items() if k not in ("hf_hub_id", "url", "file", "drive_folder")}
-    return Weights.from_dict(found, **dict(base.to_dict(), sha256=None))
+    return Weights.from_dict(found, **defaults)

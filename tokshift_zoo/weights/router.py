@@ -1,9 +1,10 @@
 """Which source serves a registry entry's weights, and loading them into a built model.
 
-Sources, in the order ``fetch_pretrained`` tries them for a weights record: ``file`` (a packaged file, pinned, or
-the user's own path), ``hf_hub_id`` (``hub.py``), ``url`` (``url.py``), the authors' release (``authors.py``).
-``prepare_model`` is the loader the model builders call back (installed in the registry by
-``tokshift_zoo.weights``); it leaves the sha256 it verified on ``model.weights``.
+Sources, in the order ``fetch_pretrained`` tries them for a weights record: ``file`` (a packaged file, pinned; a
+``local-dir:`` folder's weight file, checked against the folder's own pin; or the user's own path),
+``hf_hub_id`` (``hub.py``), ``url`` (``url.py``), the authors' release (``authors.py``). ``prepare_model`` is
+the loader the model builders call back (installed in the registry by ``tokshift_zoo.weights``); it leaves the
+sha256 it verified on ``model.weights``.
 """
 
 from __future__ import annotations
@@ -18,10 +19,10 @@ import torch
 import torch.nn as nn
 
 from ..errors import ConfigError, DownloadError
-from ..models.registry import PACKAGE_SCHEME, Weights, check_model_name, get_weights
+from ..models.registry import PACKAGE_SCHEME, Weights, check_model_name, get_weights, weights_of
 from .authors import fetch_authors_release
-from .hub import fetch_hub_file, hub_weights, read_hub_config
-from .local import LoadReport, load_local
+from .hub import fetch_hub_file, hub_weights, read_hub_config, saved_weights
+from .local import LoadReport, fetch_dir_file, load_local, read_dir_config
 from .package import fetch_package_file
 from .pins import Fetched
 from .url import fetch_url
@@ -47,10 +48,11 @@ def fetch_pretrained(
 ) -> Fetched:
     """Get the weight file a weights record names onto local disk, verified against its sha256 pin.
 
-    Sources in order: ``file`` (``package://`` files are checked against the pin; other paths are the user's
-    own and load unchecked), ``hf_hub_id`` (the record's ``filename``), ``url``, then the authors' release (a
-    mirror or their Google Drive, see ``authors.py``), checked against the architecture that ``model_kwargs``
-    (shape overrides) describe.
+    Sources in order: ``file`` (``package://`` files are checked against the pin; a folder, timm's ``file`` of a
+    ``local-dir:`` name, gives the record's ``filename`` in it, checked against the pin when there is one; other
+    paths are the user's own and load unchecked), ``hf_hub_id`` (the record's ``filename``), ``url``, then the
+    authors' release (a mirror or their Google Drive, see ``authors.py``), checked against the architecture that
+    ``model_kwargs`` (shape overrides) describe.
 
     Raises:
         DownloadError: no source can serve the weights; the message gives the route.
@@ -58,6 +60,8 @@ def fetch_pretrained(
     """
     if record.file and str(record.file).startswith(PACKAGE_SCHEME):
         return fetch_package_file(str(record.file), record.sha256)
+    if record.file and Path(record.file).is_dir():  # a local-dir: name: timm's file is the folder
+        return fetch_dir_file(record.file, record.filename, record.sha256)
     if record.file:
         return Fetched(Path(record.file), str(record.file))
     if record.hf_hub_id:
@@ -114,7 +118,8 @@ def load_pretrained(model: nn.Module, cache_dir: str | os.PathLike | None = None
 
 
 def download(name: str, cache_dir: str | os.PathLike | None = None) -> Fetched:
-    """Fetch and verify the weights of ``NAME[.TAG]`` or ``hf-hub:ORG/REPO[@REV]`` into the cache.
+    """Fetch and verify the weights of ``NAME[.TAG]`` or ``hf-hub:ORG/REPO[@REV]`` into the cache (for a
+    ``local-dir:PATH``, find and verify the folder's weight file).
 
     Returns:
         The verified local file and its provenance (``Fetched.path`` is what ``tokshift-zoo download`` prints).
@@ -132,12 +137,28 @@ def download(name: str, cache_dir: str | os.PathLike | None = None) -> Fetched:
         found = found if isinstance(found, dict) else {}
         filename = pretrained_cfg.get("hf_hub_filename") or found.get("filename") or "model.safetensors"
         return fetch_hub_file(hub_id, filename, sha256=found.get("sha256"), cache_dir=cache_dir)
+    if name.startswith("local-dir:"):
+        folder = name.removeprefix("local-dir:")
+        config = read_dir_config(folder)
+        found = config.get("weights", config.get("video_cfg"))
+        found = found if isinstance(found, dict) else {}
+        return fetch_dir_file(folder, found.get("filename") or "model.safetensors", found.get("sha256"))
     check_model_name(name)  # an unknown name or tag: the closest ones
     return fetch_pretrained(get_weights(name), cache_dir=cache_dir)
 
 
+def source_weights(model: nn.Module, cache_dir: str | os.PathLike | None = None) -> Weights | None:
+    """The record an ``hf-hub:`` repo's or a ``local-dir:`` folder's ``config.json`` gives; None for a model built
+    from a registry name."""
+    cfg = getattr(model, "pretrained_cfg", None) or {}
+    if cfg.get("source") == "local-dir" and cfg.get("file"):
+        return saved_weights(read_dir_config(cfg["file"]), weights_of(model))
+    return hub_weights(model, cache_dir)
+
+
 def prepare_model(model: nn.Module, pretrained: bool, cache_dir: str | os.PathLike | None = None) -> None:
-    """The builders' callback: an ``hf-hub:`` model's own record first, then the weights if asked for."""
-    model.weights = hub_weights(model, cache_dir) or model.weights
+    """The builders' callback: an ``hf-hub:`` or ``local-dir:`` model's own record first, then the weights if
+    asked for."""
+    model.weights = source_weights(model, cache_dir) or model.weights
     if pretrained:
         model.load_report = load_pretrained(model, cache_dir)
