@@ -54,7 +54,13 @@ def test_version_and_help_written_for_users():
     top = _run("--help").stdout
     assert "TokShift video transformers" in top and "tokshift-zoo demo" in top and "argument parsing" not in top
     predict = " ".join(_run("predict", "--help").stdout.split())
-    for shown in ("(default: 1x1)", "(default: 8)", "(default: auto)", "(default: 5)", "default none"):
+    for shown in (
+        "default: the weights' test protocol",
+        "(default: 8)",
+        "(default: auto)",
+        "(default: 5)",
+        "default none",
+    ):
         assert shown in predict
     train = " ".join(_run("train", "--help").stdout.split())
     assert "without it: no validation" in train and "(default: 18)" in train and "(default: 0.01)" in train

@@ -296,6 +296,8 @@ class Weights:
             meta["categories"] = tuple(names)
         elif self.categories is not None and len(self.categories) != num_classes:
             meta["categories"] = None  # a new head: these names are not its classes
+        if cfg.get("source") in ("hf-hub", "local-dir"):  # a repo or folder: where the file is, all of it
+            changes.update(hf_hub_id=cfg.get("hf_hub_id"), url=None, file=cfg.get("file"), drive_folder=None)
         if any(changes.get(k, getattr(self, k)) != getattr(self, k) for k in ("hf_hub_id", "url", "file")):
             changes["sha256"] = None  # the pin belongs to the record's own source, not to an overlay's
         if meta.get("categories", True) is None:
