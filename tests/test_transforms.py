@@ -117,7 +117,8 @@ def test_train_short_side_scales_the_paper_range():
 def test_frame_indices_follow_the_config():
     dense = DataConfig(num_frames=8, frame_stride=32, test_clips=10)
     assert dense.frame_indices(300).shape == (10, 8)
-    assert dense.frame_indices(300)[9, 0] == 44
+    assert dense.frame_indices(300)[9, 0] == 45  # the authors' start rule: int(9 * 30) clipped to 45
+    assert replace(dense, start_rule="even").frame_indices(300)[9, 0] == 44
     assert dense.frame_indices(300, training=True, generator=torch.Generator().manual_seed(0)).shape == (1, 8)
     uniform = DataConfig(num_frames=4, sampling="uniform", test_clips=2)
     assert uniform.frame_indices(16).tolist() == [[1, 5, 9, 13], [3, 7, 11, 15]]
@@ -138,6 +139,7 @@ def test_repr_is_readable():
     "kwargs, match",
     [
         (dict(sampling="random"), "sampling"),
+        (dict(start_rule="linspace"), "start_rule"),
         (dict(test_crops=2), "test_crops"),
         (dict(interpolation="cubic-ish"), "cubic-ish"),
         (dict(mean=(0.5, 0.5)), "mean"),

@@ -22,7 +22,7 @@ from torchvision.transforms.v2 import InterpolationMode
 from torchvision.transforms.v2 import functional as F
 
 from ..notices import warn_once
-from .sampling import dense_indices, uniform_indices
+from .sampling import START_RULES, dense_indices, uniform_indices
 
 __all__ = ["DataConfig", "resolve_data_config", "create_transform", "VideoEvalTransform", "VideoTrainTransform"]
 
@@ -43,10 +43,12 @@ class DataConfig:
         num_frames: frames per clip.
         frame_stride: step between sampled frames of dense sampling, in frames.
         sampling: ``"dense"`` (``num_frames`` x ``frame_stride``) or ``"uniform"`` (one frame per segment).
+        start_rule: where dense test clips start: ``"authors"`` (their ``read_clip``, the paper's numbers) or
+            ``"even"`` (distinct clips spread evenly); see ``sampling.dense_indices``.
         mean, std: per-channel normalisation of pixels scaled to [0, 1].
         interpolation: resize interpolation, a torchvision mode name (``"bilinear"``, ``"bicubic"``, ...).
         crop_pct: crop size / resized short side at test time (1.0: the paper's resize to the crop size).
-        test_clips: clips per video at test time, spread evenly over it.
+        test_clips: clips per video at test time, placed by ``start_rule`` (dense) or inside the segments.
         test_crops: crops per clip at test time: 3 (left, centre, right) or 1 (centre).
         train_hflip: flip training clips horizontally half the time (off for classes that left/right motion
             tells apart, e.g. the demo model's).
@@ -58,6 +60,7 @@ class DataConfig:
     num_frames: int = 8
     frame_stride: int = 32
     sampling: str = "dense"
+    start_rule: str = "authors"
     mean: tuple[float, ...] = (0.5, 0.5, 0.5)
     std: tuple[float, ...] = (0.5, 0.5, 0.5)
     interpolation: str = "bilinear"
@@ -70,6 +73,8 @@ class DataConfig:
     def __post_init__(self) -> None:
         if self.sampling not in ("dense", "uniform"):
             raise ValueError(f"sampling must be 'dense' or 'uniform', got {self.sampling!r}")
+        if self.start_rule not in START_RULES:
+            raise ValueError(f"start_rule must be one of {START_RULES}, got {self.start_rule!r}")
         if self.test_crops not in (1, 3):
             raise ValueError(f"test_crops must be 1 (centre) or 3 (left, centre, right), got {self.test_crops}")
         if len(self.input_size) != 3 or len(self.mean) != self.input_size[0] or len(self.std) != self.input_size[0]:
@@ -114,7 +119,14 @@ class DataConfig:
         num_clips = 1 if training else self.test_clips
         if self.sampling == "dense":
             indices = dense_indices(
-                num_video_frames, self.num_frames, self.frame_stride, num_clips, clip_index, training, generator
+                num_video_frames,
+                self.num_frames,
+                self.frame_stride,
+                num_clips,
+                clip_index,
+                training,
+                generator,
+                start_rule=self.start_rule,
             )
         else:
             indices = uniform_indices(num_video_frames, self.num_frames, num_clips, clip_index, training, generator)
