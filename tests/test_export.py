@@ -111,7 +111,7 @@ def test_metadata_travels_with_the_artefact(tiny, dynamic_onnx):
     assert meta["frames"] == "dynamic" and meta["trained_frames"] == config.num_frames == 8
     assert meta["frame_stride"] == 32 and meta["sampling"] == "dense" and meta["size"] == [32, 32]
     assert meta["mean"] == [0.5, 0.5, 0.5] and meta["std"] == [0.5, 0.5, 0.5]
-    assert meta["views"] == "10x3" and meta["interpolation"] == "bilinear"
+    assert meta["views"] == "10x3" and meta["interpolation"] == "bicubic"  # the authors' PIL BICUBIC
     assert meta["input"]["name"] == "clips" and meta["input"]["shape"] == ["batch", 3, "frames", 32, 32]
     assert meta["outputs"] == {"logits": ["batch", 4], "embedding": ["batch", 32]}
     # the runner rebuilds the same preprocessing from the metadata alone
