@@ -39,11 +39,12 @@ class Fault:
 
     kind: ``tamper`` (one byte flipped, headers unchanged), ``truncate`` (half the file served as if complete),
     ``drop`` (the full length announced, half sent, connection closed), ``gone`` (like drop, then the whole
-    server stops).
+    server stops), ``trickle`` (the full length announced, then one byte every ``interval`` seconds).
     """
 
     kind: str
     times: int | None = None
+    interval: float = 0.5
 
 
 @dataclass
@@ -160,6 +161,12 @@ class _Handler(BaseHTTPRequestHandler):
                 owner.stop()  # cuts this connection too
             else:
                 self.connection.shutdown(socket.SHUT_RDWR)
+            return
+        if fault is not None and fault.kind == "trickle":
+            for offset in range(len(body)):
+                self.wfile.write(body[offset : offset + 1])
+                self.wfile.flush()
+                time.sleep(fault.interval)
             return
         for offset in range(0, len(body), 1 << 16):
             self.wfile.write(body[offset : offset + (1 << 16)])
