@@ -31,7 +31,7 @@ def test_preprocess_samples_the_frames_of_each_view_from_the_file(tiny_model, cl
     frames = preprocess.frames(clip_file)  # (clips, T, 3, H, W)
     assert frames.shape == (3, 8, 3, 48, 64)
     decoded = [read_index(clip.permute(0, 2, 3, 1)) for clip in frames]
-    # 3 clips of 8x32, the authors' starts: int(k * 300 / 3) clipped to 300 - 256 + 1
+    # 3 clips of 8x32, the authors' rule: int(k * 300 / 3) clipped to 300 - 255
     assert decoded == [[start + 32 * k for k in range(8)] for start in (0, 45, 45)]
     views = preprocess(clip_file)
     assert views.shape == (3, 3, 8, 32, 32) and views.dtype == torch.float32

@@ -4,34 +4,48 @@ import torch
 from tokshift_zoo.video.sampling import dense_indices, parse_sampling, parse_views, uniform_indices
 
 
-def test_dense_test_clips_spread_from_first_to_last_start():
-    # 300 frames at 8x32: starts 0..44, ten clips at floor(i * 44 / 9)
+def test_dense_authors_test_starts_are_read_clips():
+    # the authors' read_clip: int(k * 300 / 10) clipped to 300 - 256 + 1 = 45
     idx = dense_indices(300, 8, 32, num_clips=10)
+    assert idx.dtype == torch.int64 and idx.shape == (10, 8)
+    assert idx.tolist() == [[s + 32 * k for k in range(8)] for s in [0, 30] + [45] * 8]
+    assert dense_indices(257, 8, 32, num_clips=10)[:, 0].tolist() == [0] + [2] * 9  # clipped to 257 - 255
+    assert dense_indices(3000, 8, 32, num_clips=10)[:, 0].tolist() == list(range(0, 3000, 300))
+    assert dense_indices(300, 8, 32).tolist() == [[32 * k for k in range(8)]]  # one clip: int(0 * tick) = 0
+    assert torch.equal(dense_indices(300, 8, 32, num_clips=10, start_rule="authors"), idx)  # the default
+
+
+def test_dense_even_test_clips_spread_from_first_to_last_start():
+    # 300 frames at 8x32: starts 0..44, ten clips at floor(i * 44 / 9)
+    idx = dense_indices(300, 8, 32, num_clips=10, start_rule="even")
     starts = [0, 4, 9, 14, 19, 24, 29, 34, 39, 44]
     assert idx.dtype == torch.int64 and idx.shape == (10, 8)
     assert idx.tolist() == [[s + 32 * k for k in range(8)] for s in starts]
 
 
-def test_dense_single_test_clip_is_centred():
-    assert dense_indices(300, 8, 32).tolist() == [[22 + 32 * k for k in range(8)]]
-    assert dense_indices(20, 4, 2).tolist() == [[6, 8, 10, 12]]
+def test_dense_even_single_test_clip_is_centred():
+    assert dense_indices(300, 8, 32, start_rule="even").tolist() == [[22 + 32 * k for k in range(8)]]
+    assert dense_indices(20, 4, 2, start_rule="even").tolist() == [[6, 8, 10, 12]]
 
 
-def test_dense_clip_index_selects_one_clip():
-    all_clips = dense_indices(300, 8, 32, num_clips=10)
-    assert torch.equal(dense_indices(300, 8, 32, num_clips=10, clip_index=3), all_clips[3:4])
+@pytest.mark.parametrize("rule", ["authors", "even"])
+def test_dense_clip_index_selects_one_clip(rule):
+    all_clips = dense_indices(300, 8, 32, num_clips=10, start_rule=rule)
+    assert torch.equal(dense_indices(300, 8, 32, num_clips=10, clip_index=3, start_rule=rule), all_clips[3:4])
 
 
-def test_dense_short_video_wraps_around_like_the_authors_loader():
+@pytest.mark.parametrize("rule", ["authors", "even"])
+def test_dense_short_video_wraps_around_like_the_authors_loader(rule):
     # (start + k * S) % L with start 0: the authors' read_clip / TSM dense_sample on a 100-frame video
-    assert dense_indices(100, 8, 32).tolist() == [[0, 32, 64, 96, 28, 60, 92, 24]]
+    assert dense_indices(100, 8, 32, start_rule=rule).tolist() == [[0, 32, 64, 96, 28, 60, 92, 24]]
     # every test clip of a short video is the same clip
-    assert dense_indices(100, 8, 32, num_clips=3).tolist() == [[0, 32, 64, 96, 28, 60, 92, 24]] * 3
-    assert dense_indices(1, 8, 32).tolist() == [[0] * 8]
+    assert dense_indices(100, 8, 32, num_clips=3, start_rule=rule).tolist() == [[0, 32, 64, 96, 28, 60, 92, 24]] * 3
+    assert dense_indices(1, 8, 32, start_rule=rule).tolist() == [[0] * 8]
 
 
-def test_dense_exactly_one_span_long_has_one_start():
-    assert dense_indices(256, 8, 32, num_clips=2).tolist() == [list(range(0, 256, 32))] * 2
+@pytest.mark.parametrize("rule", ["authors", "even"])
+def test_dense_exactly_one_span_long_has_one_start(rule):
+    assert dense_indices(256, 8, 32, num_clips=2, start_rule=rule).tolist() == [list(range(0, 256, 32))] * 2
 
 
 def test_dense_training_random_start_in_range():
@@ -96,9 +110,11 @@ def test_bad_arguments(sampler):
         sampler(10, 4, clip_index=0, training=True)
 
 
-def test_dense_bad_stride():
+def test_dense_bad_stride_and_start_rule():
     with pytest.raises(ValueError, match="stride"):
         dense_indices(10, 4, 0)
+    with pytest.raises(ValueError, match="start_rule must be one of.*'linspace'"):
+        dense_indices(10, 4, 2, start_rule="linspace")
 
 
 def test_parse_sampling_and_views():

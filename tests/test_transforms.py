@@ -43,10 +43,16 @@ def test_three_crops_left_centre_right_landscape():
         torch.testing.assert_close(to_pixels(crop), torch.full_like(crop, value), atol=1e-3, rtol=0)
 
 
-def test_three_crops_top_middle_bottom_portrait():
+def test_three_crops_left_centre_right_centred_vertically_on_portrait_frames():
+    # the authors' clip_crop: x = 0 / (W - crop) // 2 / W - crop, y = (H - crop) // 2, whatever the shape; a
+    # portrait frame resized to the crop width gives three middle crops
     config = record(input_size=(3, 32, 32), mean=HALF, std=HALF)
     out = create_transform(config)(bands(96, 32, [10, 100, 200], vertical=True))
-    assert [round(float(to_pixels(c).mean())) for c in out] == [10, 100, 200]
+    assert [round(float(to_pixels(c).mean())) for c in out] == [100, 100, 100]
+    wide = create_transform(replace(config, crop_pct=0.5))  # short side 64: the crops spread across the width
+    video = bands(192, 64, [10, 200])  # portrait, two bands side by side
+    assert [round(float(to_pixels(c).mean())) for c in wide(video)] == [10, 105, 200]
+    assert wide.crop_origins(192, 64) == [(80, 0), (80, 16), (80, 32)]
 
 
 def test_short_side_resize_keeps_aspect_ratio():
@@ -135,11 +141,11 @@ def test_frame_indices_follow_the_config():
 
 
 def test_repr_is_readable():
-    config = record(input_size=(3, 224, 224))
+    config = record(input_size=(3, 224, 224), interpolation="bicubic")
     text = repr(create_transform(config))
     assert text.startswith("VideoEvalTransform(")
     assert "resize_short_side=224" in text and "3 of 224x224" in text and "left, centre, right" in text
-    assert "mean=[0.5, 0.5, 0.5]" in text and "bilinear" in text
+    assert "mean=[0.5, 0.5, 0.5]" in text and "bicubic" in text
     train = repr(create_transform(config, is_training=True))
     assert "random in [224, 330]" in train and "horizontal flip" in train
 
@@ -148,6 +154,7 @@ def test_repr_is_readable():
     "kwargs, match",
     [
         (dict(sampling="random"), "sampling"),
+        (dict(start_rule="linspace"), "start_rule"),
         (dict(test_crops=2), "test_crops"),
         (dict(interpolation="cubic-ish"), "cubic-ish"),
         (dict(mean=(0.5, 0.5)), "mean"),

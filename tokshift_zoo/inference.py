@@ -76,10 +76,16 @@ class VideoPreprocess:
         """The sampled frames of every clip, uint8 (clips, T, 3, H, W)."""
         return self.sample(video)[1]
 
-    def sample(self, video: VideoInput) -> tuple[torch.Tensor, torch.Tensor]:
-        """The frame indices of every clip, int64 (clips, T), and those frames, uint8 (clips, T, 3, H, W)."""
+    def sample(self, video: VideoInput, num_frames: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The frame indices of every clip, int64 (clips, T), and those frames, uint8 (clips, T, 3, H, W).
+
+        ``num_frames``: a frame folder's frame count as its list gives it (the authors' ``dir num_frames label``
+        lines; their loader samples from that count, not from the folder's files); ``None`` counts the folder's
+        frames. Frame folders only.
+        """
         if isinstance(video, (str, os.PathLike)) and os.path.isdir(video):  # the authors' extracted frames
-            indices = frame_indices(self.weights, frame_folder_length(video))
+            count = frame_folder_length(video) if num_frames is None else num_frames
+            indices = frame_indices(self.weights, count)
             frames = decode_frame_folder(video, indices.flatten().tolist())
             return indices, frames.reshape(*indices.shape, *frames.shape[1:]).permute(0, 1, 4, 2, 3)
         if isinstance(video, (str, os.PathLike)):
@@ -98,9 +104,10 @@ class VideoPreprocess:
         indices = frame_indices(self.weights, video.shape[0])
         return indices, video[indices]
 
-    def sampled_views(self, video: VideoInput) -> tuple[torch.Tensor, torch.Tensor]:
-        """The frame indices of every clip, int64 (clips, T), and the views made of them, as ``__call__``."""
-        indices, frames = self.sample(video)
+    def sampled_views(self, video: VideoInput, num_frames: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The frame indices of every clip, int64 (clips, T), and the views made of them, as ``__call__``
+        (``num_frames``: see ``sample``)."""
+        indices, frames = self.sample(video, num_frames)
         views = self.transform(frames)  # (clips, crops, 3, T, H, W)
         return indices, views.flatten(0, 1).to(self.device, self.dtype)
 
@@ -203,18 +210,19 @@ def predict(
 class ViewsDataset(Dataset):
     """(key, video) items -> (key, views (V, 3, T, H, W), frame indices (clips, T), None), or
     (key, None, None, "video: reason") for a video that cannot be read; the key passes through (a position, a
-    label). For a ``DataLoader`` with ``batch_size=None``, whose workers decode while the model runs."""
+    label). An item may be (key, frame folder, frame count) to sample from a listed count (``sample``'s
+    ``num_frames``). For a ``DataLoader`` with ``batch_size=None``, whose workers decode while the model runs."""
 
-    def __init__(self, items: Sequence[tuple[Any, str]], preprocess: VideoPreprocess) -> None:
+    def __init__(self, items: Sequence[tuple[Any, ...]], preprocess: VideoPreprocess) -> None:
         self.items, self.preprocess = items, preprocess
 
     def __len__(self) -> int:
         return len(self.items)
 
     def __getitem__(self, i: int) -> tuple[Any, torch.Tensor | None, torch.Tensor | None, str | None]:
-        key, video = self.items[i]
+        key, video, *count = self.items[i]
         try:
-            indices, views = self.preprocess.sampled_views(video)
+            indices, views = self.preprocess.sampled_views(video, *count)
         except (ValueError, IndexError, OSError) as err:  # VideoReadError is a ValueError
             return key, None, None, f"{video}: {err}"
         return key, views, indices, None
@@ -228,15 +236,19 @@ def _logits_of_videos(
     num_workers: int,
     progress: str | None,
     amp: str | torch.dtype | None,
+    frame_counts: Sequence[int | None] | None = None,
 ) -> list[tuple[torch.Tensor | None, str | None]] | None:
     """Each video's view-averaged logits (CPU float32, (num_classes,)) or the reason it could not be read, in the
     order given, decoded by ``num_workers`` loader processes. Under torchrun each rank classifies its share and
-    rank 0 gets every video's (the others get ``None``). ``progress``: the bar's description, or None for none."""
+    rank 0 gets every video's (the others get ``None``). ``progress``: the bar's description, or None for none.
+    ``frame_counts``: per video, a frame folder's listed frame count or None (see ``VideoPreprocess.sample``)."""
     mine = share_of_items(videos)
     _, dtype = model_device_dtype(model)
     preprocess = VideoPreprocess(weights_of(model), views, "cpu", dtype)
     loader = DataLoader(
-        ViewsDataset([(i, videos[i]) for i in mine], preprocess), batch_size=None, num_workers=num_workers
+        ViewsDataset([(i, videos[i], frame_counts[i] if frame_counts else None) for i in mine], preprocess),
+        batch_size=None,
+        num_workers=num_workers,
     )
     show = progress is not None and ranks().is_main
     results = []  # (position, logits or None, error or None); logits on CPU: rank 0 merges tensors of every GPU
@@ -250,7 +262,7 @@ def _logits_of_videos(
 
 def evaluate(
     model: nn.Module,
-    samples: Iterable[tuple[str, int]],
+    samples: Iterable[tuple[str, int] | tuple[str, int, int | None]],
     views: str | None = None,
     batch_size: int = 8,
     num_workers: int = 0,
@@ -263,7 +275,10 @@ def evaluate(
     merges the per-video results into the same report one process would give.
 
     Args:
-        samples: (video path, class index) pairs (see ``tokshift_zoo.train.datasets.read_video_list``).
+        samples: (video path, class index) pairs, or (path, class index, frame count) for frame folders listed
+            with their count (``read_video_list``'s ``VideoSample.num_frames``, from the authors' ``dir
+            num_frames label`` lists): clips are then placed on that count, as the authors' loader does, not on
+            the folder's files.
         views: ``"CLIPSxCROPS"`` per video; None (default): the test views of ``model.weights``.
         batch_size: views per forward pass.
         num_workers: data-loader processes (per rank) that decode and transform while the model runs.
@@ -278,14 +293,14 @@ def evaluate(
     """
     samples = list(samples)
     run = protocol(model, views)
-    outcomes = _logits_of_videos(
-        model, [path for path, _ in samples], views, batch_size, num_workers, "evaluate" if progress else None, amp
-    )
+    counts = [sample[2] if len(sample) > 2 else None for sample in samples]
+    desc = "evaluate" if progress else None
+    outcomes = _logits_of_videos(model, [s[0] for s in samples], views, batch_size, num_workers, desc, amp, counts)
     if outcomes is None:
         return None
     failed = [error for _, error in outcomes if error is not None]
     logits = [logit for logit, error in outcomes if error is None]
-    labels = [label for (_, label), (_, error) in zip(samples, outcomes, strict=True) if error is None]
+    labels = [sample[1] for sample, (_, error) in zip(samples, outcomes, strict=True) if error is None]
     read = len(labels)
     if not read:
         top1 = top5 = mean_class = float("nan")

@@ -107,7 +107,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     with process_group(_device_of(model)):  # under torchrun: each rank its share, merged on rank 0
         result = evaluate(
             model,
-            [(str(s.path), s.label) for s in samples],
+            [(str(s.path), s.label, s.num_frames) for s in samples],
             views=args.views,
             batch_size=args.batch_size,
             num_workers=args.num_workers,

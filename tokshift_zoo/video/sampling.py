@@ -16,7 +16,7 @@ import re
 
 import torch
 
-__all__ = ["dense_indices", "uniform_indices", "parse_sampling", "parse_views"]
+__all__ = ["START_RULES", "dense_indices", "uniform_indices", "parse_sampling", "parse_views"]
 
 
 def _check_counts(num_video_frames: int, num_frames: int, num_clips: int, clip_index: int | None, training: bool):
@@ -26,9 +26,26 @@ def _check_counts(num_video_frames: int, num_frames: int, num_clips: int, clip_i
         raise ValueError(f"num_frames and num_clips must be >= 1, got {num_frames} and {num_clips}")
     if clip_index is not None:
         if training:
-            raise ValueError("clip_index selects one of the evenly spread test clips; it has no meaning in training")
+            raise ValueError("clip_index selects one of the test clips; it has no meaning in training")
         if not 0 <= clip_index < num_clips:
             raise ValueError(f"clip_index must be in [0, {num_clips}), got {clip_index}")
+
+
+START_RULES = ("authors", "even")
+
+
+def _test_starts(num_video_frames: int, span: int, num_clips: int, start_rule: str) -> torch.Tensor:
+    """Start frames of the ``num_clips`` test clips, int64 (num_clips,); see ``dense_indices``."""
+    if start_rule == "authors":  # read_clip: tick = L / clips; int(k * tick), clipped to max_bound = L - span + 1
+        max_bound = max(num_video_frames - span + 1, 1)
+        if max_bound == 1:  # "st_idx = 0 if max_bound == 1": a video of at most one span starts every clip at 0
+            return torch.zeros(num_clips, dtype=torch.int64)
+        tick = 1.0 * num_video_frames / num_clips  # Python floats, as the authors' code: k * tick is rounded alike
+        return torch.tensor([min(int(k * tick), max_bound) for k in range(num_clips)])
+    max_start = max(num_video_frames - span, 0)
+    if num_clips == 1:
+        return torch.tensor([max_start // 2])
+    return torch.arange(num_clips) * max_start // (num_clips - 1)
 
 
 def dense_indices(
@@ -39,33 +56,44 @@ def dense_indices(
     clip_index: int | None = None,
     training: bool = False,
     generator: torch.Generator | None = None,
+    start_rule: str = "authors",
 ) -> torch.Tensor:
     """Frame indices of dense "NxS" clips: ``num_frames`` frames, ``stride`` frames apart.
 
-    A clip starting at ``s`` takes frames ``(s + k * stride) % num_video_frames`` for ``k < num_frames``, and
-    starts range over ``[0, max(num_video_frames - num_frames * stride, 0)]`` (the clip is taken to span
-    ``num_frames * stride`` frames), as in the authors' ``read_random_clip`` / ``read_clip``:
+    A clip starting at ``s`` takes frames ``(s + k * stride) % num_video_frames`` for ``k < num_frames``; the
+    clip is taken to span ``num_frames * stride`` frames (256 at 8x32), as in the authors' ``read_random_clip`` /
+    ``read_clip`` (``data/dataset.py`` of VideoNetworks/TokShift-Transformer).
 
-    - training: each clip's start is drawn uniformly from that range (the authors draw from it without its
-      last value, an off-by-one not kept here);
-    - testing: ``num_clips`` starts spread evenly from the first to the last possible start,
-      ``start_i = floor(i * max_start / (num_clips - 1))``, which is TSM's ``_get_test_indices``
-      (``np.linspace(0, max_start, num_clips, dtype=int)``); a single clip starts at ``floor(max_start / 2)``, the
-      centre (SlowFast's convention for one test clip). The authors' own ``read_clip`` spreads starts over the
-      whole video (``int(i * num_video_frames / num_clips)``) and clips them to the last possible start, so on a
-      typical 300-frame Kinetics video 8 of its 10 clips coincide; the linspace rule keeps the 10 clips distinct.
+    - training: each clip's start is drawn uniformly from ``[0, max(L - num_frames * stride, 0)]`` (``L`` the
+      video's frame count; the authors draw from it without its last value, an off-by-one not kept here);
+    - testing, ``start_rule="authors"`` (the default: how the paper's Kinetics-400 numbers were measured): the
+      authors' ``read_clip`` verbatim. Clip ``k`` of ``num_clips`` starts at ``int(k * (L / num_clips))``
+      clipped to ``L - num_frames * stride + 1`` (their ``max_bound``), and every clip starts at 0 when the
+      video is at most one span long. On a 300-frame video at 8x32 the 10 starts are 0, 30, 45, 45, ..., 45:
+      three distinct clips, weighted 1:1:8 in the mean; one test clip starts at 0.
+    - testing, ``start_rule="even"``: ``num_clips`` distinct starts spread evenly from the first to the last
+      possible start, ``start_i = floor(i * max_start / (num_clips - 1))`` with ``max_start = max(L -
+      num_frames * stride, 0)``, which is TSM's ``_get_test_indices`` (``np.linspace(0, max_start, num_clips,
+      dtype=int)``); a single clip starts at ``floor(max_start / 2)``, the centre (SlowFast's convention). It
+      exists because the authors' rule repeats clips on any video shorter than about ``num_clips / 2`` spans
+      (1276 frames at 8x32 with 10 clips, so every 10-second Kinetics clip): 10 forward passes for 2 or 3
+      distinct clips, the last one weighted most. "even" keeps the clips distinct and covers the video evenly,
+      for models of your own. It is not
+      how the paper's numbers were measured: use "authors" to reproduce them.
     - short videos (fewer than ``num_frames * stride`` frames) still give ``num_frames`` frames: every clip
-      starts at 0 and the indices wrap around the end of the video (the modulo above), exactly as the authors'
-      loader and TSM's dense sampling do; e.g. 100 frames at 8x32 give ``[0, 32, 64, 96, 28, 60, 92, 24]``.
+      starts at 0 and the indices wrap around the end of the video (the modulo above), under both rules, exactly
+      as the authors' loader and TSM's dense sampling do; e.g. 100 frames at 8x32 give
+      ``[0, 32, 64, 96, 28, 60, 92, 24]``.
 
     Args:
         num_video_frames: frames in the video (>= 1).
         num_frames: N, frames per clip.
         stride: S, the step between sampled frames, in frames.
-        num_clips: clips to sample (test: spread over the video; training: independent random starts).
-        clip_index: test only: return just this clip of the ``num_clips`` spread ones.
-        training: random starts instead of the evenly spread test starts.
+        num_clips: clips to sample (test: placed by ``start_rule``; training: independent random starts).
+        clip_index: test only: return just this clip of the ``num_clips`` test clips.
+        training: random starts instead of the test starts.
         generator: the random source for training; ``None`` uses torch's global generator.
+        start_rule: where the test clips start, ``"authors"`` or ``"even"`` (see above); unused in training.
 
     Returns:
         int64 tensor of shape (num_clips, num_frames), or (1, num_frames) when ``clip_index`` is given.
@@ -73,13 +101,13 @@ def dense_indices(
     _check_counts(num_video_frames, num_frames, num_clips, clip_index, training)
     if stride < 1:
         raise ValueError(f"stride must be >= 1, got {stride}")
-    max_start = max(num_video_frames - num_frames * stride, 0)
+    if start_rule not in START_RULES:
+        raise ValueError(f"start_rule must be one of {START_RULES}, got {start_rule!r}")
+    span = num_frames * stride
     if training:
-        starts = torch.randint(0, max_start + 1, (num_clips,), generator=generator)
-    elif num_clips == 1:
-        starts = torch.tensor([max_start // 2])
+        starts = torch.randint(0, max(num_video_frames - span, 0) + 1, (num_clips,), generator=generator)
     else:
-        starts = torch.arange(num_clips) * max_start // (num_clips - 1)
+        starts = _test_starts(num_video_frames, span, num_clips, start_rule)
     if clip_index is not None:
         starts = starts[clip_index : clip_index + 1]
     offsets = torch.arange(num_frames) * stride

@@ -4,7 +4,8 @@ Everything here reads a model's settings from a weights record (``tokshift_zoo.W
 typed by the ``ClipSpec`` protocol below, so this module knows nothing of models.
 
 The paper's protocol (and the authors' ``data/augmentation.py`` and configs): testing resizes the short side
-to the crop size and takes three crops along the long side (left, centre, right); training resizes the short
+to the crop size (bicubic, as PIL's ``BICUBIC``) and takes three crops, left, centre and right, centred
+vertically, whatever the frame's shape (``Test_ClipAug``); training resizes the short
 side to a random length in ``[crop, crop * 330 / 224]`` (224-330 for 224 crops), takes a random crop and flips
 horizontally half the time. Pixels are scaled to [0, 1], then normalised with the model's mean and std.
 
@@ -15,6 +16,7 @@ set of random parameters across its frames.
 from __future__ import annotations
 
 import logging
+import math
 from typing import Protocol
 
 import torch
@@ -50,11 +52,13 @@ class ClipSpec(Protocol):
         num_frames: frames per clip.
         frame_stride: step between sampled frames of dense sampling, in frames.
         sampling: ``"dense"`` (``num_frames`` x ``frame_stride``) or ``"uniform"`` (one frame per segment).
-        start_rule: dense test clips' starts, ``"authors"`` or ``"even"`` (see ``sampling.dense_indices``).
+        start_rule: where dense test clips start: ``"authors"`` (their ``read_clip``, the paper's numbers) or
+            ``"even"`` (distinct clips spread evenly); see ``sampling.dense_indices``.
         mean, std: per-channel normalisation of pixels scaled to [0, 1].
-        interpolation: resize interpolation, a torchvision mode name (``"bilinear"``, ``"bicubic"``, ...).
+        interpolation: resize interpolation, a torchvision mode name (``"bicubic"``, the authors' PIL filter;
+            ``"bilinear"``, ...).
         crop_pct: crop size / resized short side at test time (1.0: the paper's resize to the crop size).
-        test_clips: clips per video at test time.
+        test_clips: clips per video at test time, placed by ``start_rule`` (dense) or inside the segments.
         test_crops: crops per clip at test time: 3 (left, centre, right) or 1 (centre).
         train_hflip: flip training clips horizontally half the time.
         train_scale: (min, max) short side in pixels for training, inclusive; ``None`` scales the paper's
@@ -165,9 +169,18 @@ def _check_video(video: torch.Tensor) -> None:
 class VideoEvalTransform(nn.Module):
     """Test-time preset: resize the short side, take 1 or 3 crops, scale to [0, 1] and normalise.
 
-    Three crops lie along the long side: left, centre, right for landscape frames, top, middle, bottom for
-    portrait ones; each is centred across the short side. Offsets are ``(long - crop) * (0, 1/2, 1)`` floored,
-    as the authors' ``clip_crop`` (one crop: the centre one).
+    The authors' ``Test_ClipAug`` (``data/augmentation.py``), on frames of any shape:
+
+    - resize: the short side to ``resize_size``, the long side to ``floor(long / short * resize_size)``
+      (``short_side_resize``'s float arithmetic, which is sometimes one pixel short of torchvision's own
+      rounding), with ``interpolation``; bicubic on uint8 CPU frames is within 2 levels of PIL's ``BICUBIC``
+      (torch's uint8 kernel resizes in two passes rounded to uint8 between them, as PIL does; other devices
+      resize in float in one pass, and differ from PIL by more on fine texture);
+    - crops: left ``x = 0``, centre ``x = (W - crop) // 2`` and right ``x = W - crop``, each centred
+      vertically at ``y = (H - crop) // 2``, on landscape and portrait frames alike (``clip_crop`` types 1 and 2,
+      ``clip_center_crop``): on a portrait or square frame resized to the crop size the three crops coincide.
+      One crop: the centre one. Crops come in the order left, centre, right (the authors': centre, left, right;
+      the view mean is the same).
 
     Input: uint8 (..., T, 3, H, W). Output: float32 (..., num_crops, 3, T, crop_h, crop_w).
     """
@@ -179,7 +192,7 @@ class VideoEvalTransform(nn.Module):
         num_crops: int,
         mean: tuple[float, ...],
         std: tuple[float, ...],
-        interpolation: str = "bilinear",
+        interpolation: str = "bicubic",
     ) -> None:
         super().__init__()
         if num_crops not in (1, 3):
@@ -190,27 +203,32 @@ class VideoEvalTransform(nn.Module):
         self.mean, self.std = list(mean), list(std)
         self.interpolation = InterpolationMode(interpolation)
 
-    def _crop_origins(self, height: int, width: int) -> list[tuple[int, int]]:
+    def resized_size(self, height: int, width: int) -> tuple[int, int]:
+        """(H, W) of a ``height`` x ``width`` frame after the short-side resize, as the authors compute it."""
+        if width > height:
+            return self.resize_size, int(math.floor(1.0 * width / height * self.resize_size))
+        return int(math.floor(1.0 * height / width * self.resize_size)), self.resize_size
+
+    def crop_origins(self, height: int, width: int) -> list[tuple[int, int]]:
+        """(top, left) of each crop of a resized ``height`` x ``width`` frame: left, centre, right (or centre)."""
         crop_h, crop_w = self.crop_size
         top, left = (height - crop_h) // 2, (width - crop_w) // 2
         if self.num_crops == 1:
             return [(top, left)]
-        if width >= height:
-            return [(top, 0), (top, left), (top, width - crop_w)]
-        return [(0, left), (top, left), (height - crop_h, left)]
+        return [(top, 0), (top, left), (top, width - crop_w)]
 
     def forward(self, video: torch.Tensor) -> torch.Tensor:
         _check_video(video)
-        video = F.resize(tv_tensors.Video(video), [self.resize_size], interpolation=self.interpolation, antialias=True)
-        height, width = video.shape[-2:]
+        height, width = self.resized_size(*video.shape[-2:])
+        video = F.resize(tv_tensors.Video(video), [height, width], interpolation=self.interpolation, antialias=True)
         crop_h, crop_w = self.crop_size
-        crops = [F.crop(video, top, left, crop_h, crop_w) for top, left in self._crop_origins(height, width)]
+        crops = [F.crop(video, top, left, crop_h, crop_w) for top, left in self.crop_origins(height, width)]
         x = torch.stack([c.as_subclass(torch.Tensor) for c in crops], dim=-5)  # (..., crops, T, 3, h, w)
         x = F.normalize(F.to_dtype(x, torch.float32, scale=True), self.mean, self.std)
         return x.transpose(-4, -3)  # (..., crops, T, 3, h, w) -> (..., crops, 3, T, h, w)
 
     def __repr__(self) -> str:
-        where = "centre" if self.num_crops == 1 else "left, centre, right along the long side"
+        where = "centre" if self.num_crops == 1 else "left, centre, right; centred vertically"
         return (
             f"{type(self).__name__}(\n"
             f"    resize_short_side={self.resize_size}, interpolation={self.interpolation.value}\n"
