@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from typing import Any
 
@@ -11,7 +12,7 @@ import torch
 import torch.nn as nn
 
 from . import models  # noqa: F401 - registers the zoo's models with timm
-from .errors import ConfigError
+from .errors import ConfigError, WeightsError
 from .models.registry import VideoCfg, check_model_name
 from .models.tokshift import feature_model, pop_feature_args
 from .video import DataConfig
@@ -67,10 +68,27 @@ def create_model(
     features = pop_feature_args(kwargs) if checkpoint_path is not None else None
     model = timm.create_model(model_name, pretrained=pretrained, **kwargs)
     if "video_cfg" in saved:
-        model.video_cfg = VideoCfg(**saved["video_cfg"])
+        model.video_cfg = _saved_video_cfg(saved["video_cfg"], checkpoint_path)
     if checkpoint_path is not None:
         model.load_report = load_weights_file(model, checkpoint_path)
     return feature_model(model, **features) if features is not None else model
+
+
+def _saved_video_cfg(saved: Any, path: str | os.PathLike | None) -> VideoCfg:
+    """The ``VideoCfg`` a file's metadata holds; keys this zoo does not know are refused, naming those it does."""
+    known = [f.name for f in dataclasses.fields(VideoCfg)]
+    if not isinstance(saved, dict):
+        raise WeightsError(f"{path}: the metadata's video_cfg must be a JSON object, found {type(saved).__name__}")
+    unknown = sorted(set(saved) - set(known))
+    if unknown:
+        raise WeightsError(
+            f"{path}: the metadata's video_cfg has keys this tokshift-zoo does not know: {unknown} (known: "
+            f"{', '.join(known)}); a newer zoo wrote it, or it was edited"
+        )
+    try:
+        return VideoCfg(**saved)
+    except TypeError as err:  # a required setting missing
+        raise WeightsError(f"{path}: the metadata's video_cfg cannot be used: {err}; known: {known}") from None
 
 
 def resolve_data_config(model: nn.Module | str, **kwargs: Any) -> DataConfig:
