@@ -84,3 +84,28 @@ def test_views_beyond_a_short_clip_say_what_was_done(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "120 test clips per video were asked for, but a video of 64 frames has only 8 distinct ones" in proc.stderr
     assert proc.stderr.count("test clips per video") == 1
+
+
+def test_labels_are_printed_escaped_and_stay_exact_in_json(tmp_path, capsys):
+    import json
+
+    from conftest import TINY_ARGS
+    from safetensors.torch import save_file
+
+    from tokshift_zoo.cli import main
+
+    labels = ["\x1b[2J\x1b[31mred", "tab\there", "plain", "bell\x07"]
+    model = tokshift_zoo.create_model("tokshift_base16_224_8f", **TINY_ARGS)
+    path = tmp_path / "tiny.safetensors"
+    meta = {"architecture": "tokshift_base16_224_8f", "model_kwargs": json.dumps(TINY_ARGS)}
+    meta["pretrained_cfg"] = json.dumps({"num_classes": 4, "label_names": labels})
+    save_file(model.state_dict(), path, metadata=meta)
+    clip = write_video(tmp_path / "clip\x1b[0m.mp4", index_frames(range(20)), fps=25)
+    argv = ["predict", str(clip), "--checkpoint", str(path), "--device", "cpu", "--topk", "4"]
+    assert main(argv) == 0
+    shown = capsys.readouterr().out
+    assert "\x1b" not in shown and "\x07" not in shown and "\t" not in shown
+    assert "\\x1b[2J\\x1b[31mred" in shown and "tab\\there" in shown and "clip\\x1b[0m.mp4" in shown
+    assert main([*argv, "--json"]) == 0
+    found = json.loads(capsys.readouterr().out)
+    assert sorted(p["label"] for p in found["predictions"]) == sorted(labels) and found["video"] == str(clip)

@@ -147,3 +147,15 @@ def test_mixed_label_kinds_across_lists_are_refused_naming_each(tmp_path):
     (tmp_path / "val.txt").write_text("c.mp4 left\nd.mp4 right\n")
     with pytest.raises(VideoListError, match=r"train.txt has indices \['0', '1'\]; .*val.txt has names \['left'"):
         class_names_from_lists(tmp_path / "train.txt", tmp_path / "val.txt")
+
+
+def test_a_list_that_is_not_utf8_names_the_file_line_and_byte(tmp_path):
+    (tmp_path / "a.mp4").write_bytes(b"")
+    listing = tmp_path / "train.txt"
+    listing.write_bytes("a.mp4 0\ncaf\u00e9.mp4 1\n".encode("latin-1"))  # é as Latin-1: byte 0xe9
+    with pytest.raises(VideoListError, match=r"train.txt:2: expected UTF-8 text, found byte 0xe9 at offset 11"):
+        read_video_list(listing, tmp_path)
+    labels = tmp_path / "labels.txt"
+    labels.write_bytes(b"\xef\xbb\xbfrunning\nsitting\xff\n")  # a BOM is fine, 0xff is not
+    with pytest.raises(ValueError, match=r"labels.txt:2: expected UTF-8 text, found byte 0xff at offset 18"):
+        read_label_names(labels)

@@ -7,6 +7,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -20,6 +26,8 @@ from tokshift_zoo import read_embeddings, resolve_data_config
 from tokshift_zoo.cli import main
 from tokshift_zoo.embeddings import clip_embeddings, embed, find_videos
 from tokshift_zoo.inference import VideoPreprocess
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -139,3 +147,74 @@ def test_the_package_names_are_the_functions():
     import tokshift_zoo.embeddings as module
 
     assert tokshift_zoo.embed is module.embed and tokshift_zoo.read_embeddings is module.read_embeddings
+
+
+def test_a_rerun_retries_failed_videos_and_embeds_changed_files_again(tiny_model, videos, tmp_path):
+    half = tmp_path / "copying.mp4"
+    half.write_bytes(Path(videos[2]).read_bytes()[:2000])  # a copy still under way
+    inputs = [videos[0], str(half), videos[3]]  # videos[3]: broken.mp4, never a video
+    first = embed(inputs, tmp_path / "out", model=tiny_model, shard_size=1, progress=False)
+    assert (first["embedded"], first["failed"]) == (1, 2)
+
+    shutil.copyfile(videos[2], half)  # the copy completes
+    again = embed(inputs, tmp_path / "out", model=tiny_model, shard_size=1, progress=False)
+    assert (again["skipped"], again["embedded"], again["failed"]) == (1, 2, 1)  # both failed ones were retried
+    embeddings, index = read_embeddings(tmp_path / "out")
+    assert [row["video"] for row in index] == inputs[:2]
+    torch.testing.assert_close(embeddings[1], _pre_logits(tiny_model, videos[2], "1x1")[0])
+
+    shutil.copyfile(videos[1], videos[0])  # a file replaced by another video: its old embedding is stale
+    third = embed(inputs, tmp_path / "out", model=tiny_model, shard_size=1, progress=False)
+    assert (third["skipped"], third["embedded"]) == (1, 2)
+    embeddings, index = read_embeddings(tmp_path / "out")
+    torch.testing.assert_close(embeddings[0], _pre_logits(tiny_model, videos[1], "1x1")[0])
+    assert index[0]["size"] == os.path.getsize(videos[1]) and index[0]["mtime_ns"] == os.stat(videos[0]).st_mtime_ns
+    lines = (tmp_path / "out" / "index.jsonl").read_text().splitlines()
+    assert [json.loads(line)["video"] for line in lines] == inputs  # one row per video, the newest
+
+
+# The first writer: embed (the CLI) that touches MARKER once it holds the folder, then stalls in the model.
+_STALLED_EMBED = """
+import pathlib, sys, time
+import tokshift_zoo.embeddings as embeddings
+from tokshift_zoo.cli import main
+
+def stalled(*args, **kwargs):
+    pathlib.Path(sys.argv[1]).touch()
+    time.sleep(600)
+
+embeddings.clip_embeddings = stalled
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+@pytest.mark.slow
+def test_a_second_embed_into_a_folder_in_use_is_refused(tiny_model, videos, tmp_path):
+    checkpoint = tmp_path / "tiny.safetensors"
+    save_file(tiny_model.state_dict(), checkpoint)
+    argv = ["embed", *videos, "--output", str(tmp_path / "out"), "--model", "tokshift_base16_224_8f"]
+    argv += ["--checkpoint", str(checkpoint), "--model-kwargs", json.dumps(TINY_ARGS), "--device", "cpu"]
+    argv += ["--no-progress", "--shard-size", "1"]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+    marker = tmp_path / "holding"
+    first = subprocess.Popen([sys.executable, "-c", _STALLED_EMBED, str(marker), *argv], env=env, text=True)
+    try:
+        deadline = time.monotonic() + 300
+        while not marker.exists() and first.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert marker.exists(), first.returncode
+        second = subprocess.run(
+            [sys.executable, "-m", "tokshift_zoo.cli", *argv], env=env, capture_output=True, text=True, timeout=300
+        )
+        assert second.returncode == 2, second.stderr[-3000:]
+        assert "another process is writing into this folder" in second.stderr and "Traceback" not in second.stderr
+        first.send_signal(signal.SIGKILL)  # the kernel drops a dead process's lock: the folder is free again
+        first.wait(60)
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+    model = dict(model="tokshift_base16_224_8f", checkpoint=checkpoint, device="cpu", **TINY_ARGS)
+    result = embed(videos, tmp_path / "out", shard_size=1, progress=False, **model)
+    assert (result["embedded"], result["failed"]) == (3, 1)
+    assert len((tmp_path / "out" / "index.jsonl").read_text().splitlines()) == 4  # each video once

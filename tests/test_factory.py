@@ -28,3 +28,21 @@ def test_resolve_data_config_takes_a_name_or_a_model(tiny_model):
     in21k = tokshift_zoo.resolve_data_config("tokshift_base16_224_16f.in21k", img_size=256)
     assert in21k.input_size == (3, 256, 256) and in21k.num_frames == 16
     assert tokshift_zoo.resolve_data_config(tiny_model).input_size == (3, 32, 32)
+
+
+def test_an_unknown_video_cfg_key_in_a_files_metadata_is_one_clear_error(tmp_path):
+    import json
+
+    from conftest import TINY_ARGS
+    from safetensors.torch import save_file
+
+    model = tokshift_zoo.create_model("tokshift_base16_224_8f", **TINY_ARGS)
+    path = tmp_path / "tiny.safetensors"
+    meta = {"architecture": "tokshift_base16_224_8f", "model_kwargs": json.dumps(TINY_ARGS)}
+    meta["video_cfg"] = json.dumps({"num_frames": 8, "frame_strid": 16})
+    save_file(model.state_dict(), path, metadata=meta)
+    with pytest.raises(
+        tokshift_zoo.errors.WeightsError,
+        match=r"tiny.safetensors: .*does not know: \['frame_strid'\] \(known: num_frames, frame_stride,",
+    ):
+        tokshift_zoo.create_model(None, checkpoint_path=path)

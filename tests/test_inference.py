@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -241,3 +245,52 @@ def test_predict_and_evaluate_default_to_the_records_views_and_say_which_ran(tin
     assert result["views"] == "2x1" and result["protocol"] == dict(ran, weights=tiny_model.weights.key, sha256=None)
     [row] = predict_videos(tiny_model, [clip_file], topk=4, progress=False)
     assert row["protocol"] == result["protocol"] and row["predictions"] == predict(tiny_model, clip_file, topk=4)
+
+
+# A process whose address space has 400 MiB to spare once the model is loaded: a 4000x4000 video (366 MiB for
+# its 8 decoded frames alone) runs out of memory, the small ones do not. Prints what each loop returned.
+_SHORT_OF_MEMORY = """
+import json, resource, sys
+import torch
+torch.set_num_threads(1)
+import tokshift_zoo
+from tokshift_zoo.embeddings import embed
+from tokshift_zoo.inference import evaluate, predict_videos
+
+small, big, output = sys.argv[1], sys.argv[2], sys.argv[3]
+model = tokshift_zoo.load("tokshift_demo_motion", device="cpu")
+predict_videos(model, [small], progress=False)  # warm: thread pools and caches exist before the limit
+size = int(next(line for line in open("/proc/self/status") if line.startswith("VmSize")).split()[1]) * 1024
+resource.setrlimit(resource.RLIMIT_AS, (size + 400 * 2**20, resource.RLIM_INFINITY))
+videos = [small, big, small.replace("small", "other")]
+print(json.dumps({
+    "predict": predict_videos(model, videos, progress=False),
+    "evaluate": evaluate(model, [(v, 0) for v in videos], progress=False),
+    "embed": embed(videos, output, model=model, progress=False),
+}))
+"""
+
+
+@pytest.mark.slow
+def test_a_video_that_runs_out_of_memory_fails_alone(tmp_path):
+    """The MemoryError of one huge video is that video's error; predict, evaluate and embed go on with the rest."""
+    big = tmp_path / "big.avi"
+    colour = ["-f", "lavfi", "-i", "color=c=red:s=4000x4000:d=0.4:r=25", "-c:v", "mjpeg", "-q:v", "10"]
+    subprocess.run(["ffmpeg", "-v", "error", "-y", *colour, str(big)], check=True, timeout=120)
+    small = write_video(tmp_path / "small.mp4", index_frames(range(40)), fps=25)
+    write_video(tmp_path / "other.mp4", index_frames(range(50)), fps=25)
+    env = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join([str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")]),
+    )
+    cmd = [sys.executable, "-c", _SHORT_OF_MEMORY, str(small), str(big), str(tmp_path / "out")]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    found = json.loads(proc.stdout.splitlines()[-1])
+    first, failed, last = found["predict"]
+    assert "predictions" in first and "predictions" in last
+    assert failed["video"] == str(big) and str(big) in failed["error"]
+    assert found["evaluate"]["videos"] == 2 and len(found["evaluate"]["failed"]) == 1
+    assert (found["embed"]["embedded"], found["embed"]["failed"]) == (2, 1)
+    rows = [json.loads(line) for line in (tmp_path / "out" / "index.jsonl").read_text().splitlines()]
+    assert [row["error"] is None for row in rows] == [True, False, True] and str(big) in rows[1]["error"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -306,3 +307,153 @@ def test_two_processes_under_torchrun(video_dir, tmp_path, sharding):
     assert len(state["rng"]) == 2 and not torch.equal(state["rng"][0]["torch"], state["rng"][1]["torch"])
     model = tokshift_zoo.create_model(MODEL, checkpoint_path=output / "best.safetensors", num_classes=3, **MODEL_KWARGS)
     assert all(torch.equal(v, state["model"][k]) for k, v in model.state_dict().items())
+
+
+# --- kills, full disks and bad resumes ------------------------------------------------------------------------
+
+
+# The child: train(config) that SIGKILLs itself at POINT of epoch 2's writes ("inside best" / "inside checkpoint":
+# the temporary file written, not yet renamed; "before metrics": best written, the line not), its files limited to
+# FSIZE bytes if given (a write past it fails with EFBIG, as one on a full disk fails with ENOSPC).
+_KILLING_CHILD = """
+import dataclasses, json, os, resource, signal, sys
+import tokshift_zoo.outputs as outputs
+import tokshift_zoo.train.trainer as trainer
+from tokshift_zoo.train import TrainConfig, train
+
+point, settings, fsize = sys.argv[1], json.loads(sys.argv[2]), int(sys.argv[3])
+config = TrainConfig(**settings)
+atomic_write, append, best_writes = outputs.atomic_write, trainer._append_metrics, []
+
+def die():
+    os.kill(os.getpid(), signal.SIGKILL)
+
+def killing_write(path, write):
+    if path.name == "best.safetensors":
+        best_writes.append(path)  # one per epoch without validation
+    epoch2 = len(best_writes) == 2 if path.name == "best.safetensors" else "epoch002" in path.name
+    if point == "inside " + path.stem.split("-")[0] and epoch2:
+        return atomic_write(path, lambda tmp: (write(tmp), die()))
+    return atomic_write(path, write)
+
+def killing_append(path, row):
+    if point == "before metrics" and row["epoch"] == 2:
+        die()
+    append(path, row)
+
+outputs.atomic_write, trainer._append_metrics = killing_write, killing_append
+if fsize:
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
+try:
+    train(config)
+except Exception as err:
+    print(f"child: {type(err).__name__}: {err}", file=sys.stderr)
+    sys.exit(3)
+"""
+
+
+def _killed_at(point: str, config: TrainConfig, fsize: int = 0) -> subprocess.CompletedProcess:
+    """``config`` trained in a child process killed at ``point`` (see ``_KILLING_CHILD``)."""
+    settings = json.dumps(dataclasses.asdict(config))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+    cmd = [sys.executable, "-c", _KILLING_CHILD, point, settings, str(fsize)]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
+
+
+@pytest.fixture(scope="module")
+def straight_run(video_dir, tmp_path_factory) -> Path:
+    """Two epochs without validation in one go (best.safetensors: the last epoch's weights)."""
+    output = tmp_path_factory.mktemp("straight")
+    train(dataclasses.replace(_config(video_dir, output, epochs=2), val_list=None))
+    return output
+
+
+def _same_run(output: Path, reference: Path) -> None:
+    """``output`` ended where ``reference`` did: metrics lines, best weights, checkpoints, no temporaries."""
+    untimed = [
+        [{k: v for k, v in row.items() if k != "epoch_seconds"} for row in _metrics(d)] for d in (output, reference)
+    ]
+    assert untimed[0] == untimed[1]
+    with safe_open(output / "best.safetensors", "pt") as a, safe_open(reference / "best.safetensors", "pt") as b:
+        assert a.keys() == b.keys() and all(torch.equal(a.get_tensor(k), b.get_tensor(k)) for k in a.keys())
+        assert json.loads(a.metadata()["epoch"]) == json.loads(b.metadata()["epoch"]) == 2
+    assert sorted(p.name for p in output.iterdir() if not p.name.startswith(".tokshift-zoo.lock")) == [
+        "best.safetensors",
+        "checkpoint-epoch002.pt",
+        "metrics.jsonl",
+    ]  # no .incomplete file left
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("point", ["inside best", "before metrics", "inside checkpoint"])
+def test_a_kill_during_an_epochs_writes_then_resume_ends_as_an_unbroken_run(video_dir, tmp_path, straight_run, point):
+    config = dataclasses.replace(_config(video_dir, tmp_path, epochs=2), val_list=None)
+    child = _killed_at(point, config)
+    assert child.returncode == -signal.SIGKILL, child.stderr[-3000:]
+    if point == "inside checkpoint":  # everything but the checkpoint that marks epoch 2 done is there
+        assert len(_metrics(tmp_path)) == 2 and list(tmp_path.glob(".checkpoint-epoch002*incomplete*"))
+    if point == "inside best":
+        assert list(tmp_path.glob(".best*incomplete*"))
+    result = train(dataclasses.replace(config, resume="auto"))
+    assert result["best"] == str(tmp_path / "best.safetensors")
+    _same_run(tmp_path, straight_run)
+
+
+@pytest.mark.slow
+def test_a_full_disk_at_the_checkpoint_then_resume_ends_as_an_unbroken_run(video_dir, tmp_path, straight_run):
+    config = dataclasses.replace(_config(video_dir, tmp_path, epochs=2), val_list=None)
+    best, checkpoint = (straight_run / n for n in ("best.safetensors", "checkpoint-epoch002.pt"))
+    assert best.stat().st_size < checkpoint.stat().st_size  # the limit lets best be written, not the checkpoint
+    limit = (best.stat().st_size + checkpoint.stat().st_size) // 2
+    child = _killed_at("none", config, fsize=limit)
+    assert child.returncode == 3, child.stderr[-3000:]  # an error, not a crash
+    assert "checkpoint-epoch001.pt" in child.stderr.splitlines()[-1], child.stderr[-3000:]
+    assert (tmp_path / "best.safetensors").is_file() and len(_metrics(tmp_path)) == 1
+    assert not list(tmp_path.glob("checkpoint-*.pt"))  # epoch 1 is not done: its line and best are redone
+    assert train(dataclasses.replace(config, resume="auto"))["best"] == str(tmp_path / "best.safetensors")
+    _same_run(tmp_path, straight_run)
+
+
+def test_a_missing_best_is_written_again_from_the_checkpoint_of_its_epoch(video_dir, tmp_path, caplog):
+    train(_config(video_dir, tmp_path))
+    with safe_open(tmp_path / "best.safetensors", "pt") as f:
+        wanted = {k: f.get_tensor(k) for k in f.keys()}
+    (tmp_path / "best.safetensors").unlink()  # as an older zoo killed between the checkpoint and best left it
+    result = train(_config(video_dir, tmp_path, resume="auto"))
+    assert result["best"] == str(tmp_path / "best.safetensors") and "written again" in caplog.text
+    with safe_open(tmp_path / "best.safetensors", "pt") as f:
+        assert all(torch.equal(f.get_tensor(k), v) for k, v in wanted.items())
+        assert (
+            json.loads(f.metadata()["epoch"]) == 1 and json.loads(f.metadata()["val_top1"]) == result["best_val_top1"]
+        )
+
+
+def test_resume_from_a_pickle_is_refused_without_running_it(video_dir, tmp_path, capsys):
+    import pickle
+
+    marker = tmp_path / "ran"
+
+    class Payload:
+        def __reduce__(self):
+            return os.system, (f"touch {marker}",)
+
+    evil = tmp_path / "checkpoint-epoch001.pt"
+    evil.write_bytes(pickle.dumps({"epoch": 1, "model": Payload()}, protocol=2))
+    flags = _flags(MODEL_FLAGS, train_list=video_dir / "train.csv", val_list=video_dir / "val.csv")
+    flags += _flags(data_root=video_dir, output=tmp_path / "out", epochs=1, resume=evil)
+    assert cli_main(["train", "--no-progress", *flags]) == 1
+    err = capsys.readouterr().err
+    assert "expected a checkpoint-epochNNN.pt written by tokshift-zoo train" in err and "Traceback" not in err
+    assert "weights_only=False" not in err and len(err.strip().splitlines()) == 1 and not marker.exists()
+    evil.write_bytes(b"\x00" * 64)  # not a torch file at all
+    assert cli_main(["train", "--no-progress", *flags]) == 1
+    assert "is not a torch checkpoint that can be read" in capsys.readouterr().err
+
+
+def test_a_second_train_into_a_folder_in_use_is_refused(video_dir, tmp_path):
+    from tokshift_zoo.outputs import lock_output
+
+    with lock_output(tmp_path, "embed"), pytest.raises(ValueError, match="another process is writing into"):
+        train(_config(video_dir, tmp_path))
+    assert not list(tmp_path.glob("checkpoint-*"))

@@ -9,12 +9,16 @@ An output folder holds:
   included. A shard is written to a temporary name and renamed: it is whole or absent, and it alone says which
   videos are done, so a killed run loses at most the shard in progress;
 - ``index.jsonl``: one line per video in input order, merged once by rank 0 from the shards at the end of a run:
-  ``{"video", "shard", "row", "frames", "views", "error"}`` (``frames``: the sampled frame indices of each clip;
-  ``shard``/``row`` are null and ``error`` says why for a video that could not be read).
+  ``{"video", "shard", "row", "frames", "views", "error", "size", "mtime_ns"}`` (``frames``: the sampled frame
+  indices of each clip; ``shard``/``row`` are null and ``error`` says why for a video that could not be read;
+  ``size``/``mtime_ns``: the file's (or frame folder's) ``os.stat`` taken before it was decoded).
 
-Rerunning the same command skips the videos the shards already hold (failed ones too: a file that cannot be
-decoded fails the same way again) and rewrites the index. Under torchrun every rank embeds its share of the
+Rerunning the same command skips the videos the shards already hold embedded from the file as it is now (same
+size and mtime); it embeds again a video that failed (a half-copied file, a MemoryError) and one whose file
+changed, and the index keeps each video's newest row. Under torchrun every rank embeds its share of the
 remaining videos into its own shards and rank 0 merges; the folder must be on a filesystem every node sees.
+Rank 0 holds the folder's lock (``outputs.lock_output``) from the start to the index: a second ``embed`` into
+it is refused.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import os
 import time
 import uuid
 from collections.abc import Iterable, Sequence
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -45,8 +50,9 @@ from .distributed import (
     share_of_items,
 )
 from .errors import ConfigError
-from .inference import VideoPreprocess, ViewsDataset
+from .inference import VideoPreprocess, ViewsDataset, is_out_of_memory
 from .models.registry import weights_of
+from .outputs import lock_output, remove_incomplete, write_output
 from .video.sampling import parse_views
 from .weights import sha256_file
 
@@ -179,6 +185,38 @@ def _shard_rows(path: Path) -> list[dict[str, Any]]:
         return json.loads((f.metadata() or {})["rows"])
 
 
+def _signature(video: str) -> dict[str, int | None]:
+    """What tells a changed file from the one embedded: ``os.stat``'s size and mtime (None for a missing file)."""
+    try:
+        stat = os.stat(video)
+    except OSError:
+        return {"size": None, "mtime_ns": None}
+    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+
+def _current_rows(output: Path) -> list[dict[str, Any]]:
+    """Each video's row that stands, from every shard: of the rows made from the file as it is now, the newest
+    embedded one, else the newest failed one; with none made from it, the newest row. Shards sort by run (the
+    run name starts with its UTC time), so a later run's rows come later."""
+    by_video: dict[str, list[dict[str, Any]]] = {}
+    for shard in _shards(output):
+        for row in _shard_rows(shard):
+            by_video.setdefault(row["video"], []).append(row)
+    current = []
+    for video, rows in by_video.items():
+        now = _signature(video)
+        same = [r for r in rows if {k: r.get(k) for k in now} == now and now["size"] is not None]
+        embedded = [r for r in same if r["error"] is None]
+        current.append((embedded or same or rows)[-1])
+    return current
+
+
+def _is_done(row: dict[str, Any]) -> bool:
+    """Whether a video's current row is an embedding of the file as it is now (else it is embedded again)."""
+    now = _signature(row["video"])
+    return row["error"] is None and now["size"] is not None and {k: row.get(k) for k in now} == now
+
+
 def _differences(found: dict[str, Any], wanted: dict[str, Any]) -> list[tuple[str, Any, Any]]:
     """(key, value found, value wanted) for the ``_MUST_MATCH`` entries that differ, dicts compared per entry."""
     differ = []
@@ -196,7 +234,8 @@ def _differences(found: dict[str, Any], wanted: dict[str, Any]) -> list[tuple[st
 
 
 def _prepare_output(output: Path, manifest: dict[str, Any], videos: list[str]) -> list[int]:
-    """Rank 0: check or write the manifest, clear temporaries of killed runs; the positions still to embed."""
+    """Rank 0, holding the folder's lock: check or write the manifest, clear temporaries of killed runs; the
+    positions still to embed (not embedded yet, failed, or changed since)."""
     path = output / "manifest.json"
     if path.exists():
         found = json.loads(path.read_text(encoding="utf-8"))
@@ -208,9 +247,9 @@ def _prepare_output(output: Path, manifest: dict[str, Any], videos: list[str]) -
         (output / "shards").mkdir(parents=True, exist_ok=True)
         atomic_write(path, lambda tmp: tmp.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8"))
     (output / "shards").mkdir(exist_ok=True)
-    for stale in (output / "shards").glob(".*.incomplete*"):  # a killed run's shard in progress
-        stale.unlink(missing_ok=True)
-    done = {row["video"] for shard in _shards(output) for row in _shard_rows(shard)}
+    remove_incomplete(output / "shards")  # a killed run's shard in progress
+    remove_incomplete(output)  # its manifest or index in progress
+    done = {row["video"] for row in _current_rows(output) if _is_done(row)}
     return [i for i, video in enumerate(videos) if video not in done]
 
 
@@ -242,9 +281,10 @@ class _ShardWriter:
             row["shard"] = name if row["row"] is not None else None
         embeddings = torch.stack(self.tensors) if self.tensors else torch.empty(0, *self.shape, dtype=self.dtype)
         metadata = {"format": _FORMAT, "rows": json.dumps(self.rows)}
-        atomic_write(
+        write_output(
             self.output / "shards" / name,
             lambda tmp: save_file({"embeddings": embeddings.contiguous()}, os.fspath(tmp), metadata=metadata),
+            "rerun the same command once there is room: the shards written are kept",
         )
         self.written += 1
         self.rows, self.tensors = [], []
@@ -254,7 +294,7 @@ def _write_index(output: Path, videos: list[str]) -> tuple[int, int]:
     """Rank 0: every shard's rows, in input order (videos of earlier runs not in this list last), to index.jsonl.
     Returns (videos embedded, videos failed)."""
     position = {video: i for i, video in reversed(list(enumerate(videos)))}
-    rows = [row for shard in _shards(output) for row in _shard_rows(shard)]
+    rows = _current_rows(output)
     rows.sort(key=lambda row: position.get(row["video"], len(videos)))
     text = "".join(json.dumps(row) + "\n" for row in rows)
     atomic_write(output / "index.jsonl", lambda tmp: tmp.write_text(text, encoding="utf-8"))
@@ -322,12 +362,14 @@ def embed(
         device = next(net.parameters()).device
     net.eval()
     manifest = _manifest(net, name, checkpoint, views, per_view, layer, dtype)
-    with process_group(device) as here:
+    with process_group(device) as here, ExitStack() as held:
         plan: tuple[str, Any] = ("error", "")
         if here.is_main:
             try:
-                plan = ("todo", (_prepare_output(output, manifest, videos), uuid.uuid4().hex[:8]))
-            except (ValueError, OSError) as err:  # a used folder with other settings, an unwritable one
+                held.enter_context(lock_output(output, "embed"))  # until the index is written
+                run = time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + uuid.uuid4().hex[:6]  # sorts by time
+                plan = ("todo", (_prepare_output(output, manifest, videos), run))
+            except (ValueError, OSError) as err:  # in use, a used folder with other settings, an unwritable one
                 plan = ("error", err)
         kind, value = broadcast_from_main(plan)
         if kind == "error":
@@ -372,6 +414,7 @@ def _embed_share(
     mine = [todo[i] for i in share_of_items([videos[i] for i in todo])]
     dtype = next(model.parameters()).dtype
     preprocess = VideoPreprocess(weights_of(model), manifest["views"], "cpu", dtype)
+    signatures = {i: _signature(videos[i]) for i in mine}  # before decoding: a file changed later is redone
     loader = DataLoader(
         ViewsDataset([(i, videos[i]) for i in mine], preprocess), batch_size=None, num_workers=num_workers
     )
@@ -386,14 +429,22 @@ def _embed_share(
         if item is None:
             break
         position, batch, indices, error = item
-        row = {"video": videos[position], "shard": None, "row": None, "views": manifest["views"], "error": error}
-        row["frames"] = None if indices is None else indices.tolist()
         embedding = None
         if error is None:
             tick = time.perf_counter()
-            embedding = clip_embeddings(model, batch, batch_size, manifest["layer"], amp)  # (V, D)
-            embedding = embedding if manifest["per_view"] else embedding.mean(0)
+            try:
+                embedding = clip_embeddings(model, batch, batch_size, manifest["layer"], amp)  # (V, D)
+            except (MemoryError, RuntimeError) as err:  # this video's row says so; the others go on
+                if not is_out_of_memory(err):
+                    raise
+                error = f"{videos[position]}: out of memory in the model for its {len(batch)} views ({err})"
+            else:
+                embedding = embedding if manifest["per_view"] else embedding.mean(0)
             model_s += time.perf_counter() - tick
+        del batch
+        row = {"video": videos[position], "shard": None, "row": None, "views": manifest["views"], "error": error}
+        row["frames"] = None if indices is None else indices.tolist()
+        row.update(signatures[position])
         writer.add(row, embedding)
     writer.flush()
     return {"seconds": time.perf_counter() - start, "decode_seconds": decode_s, "model_seconds": model_s}

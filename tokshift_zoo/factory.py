@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from typing import Any
 
@@ -11,8 +12,8 @@ import torch
 import torch.nn as nn
 
 from . import models  # noqa: F401 - registers the zoo's models with timm
-from .errors import ConfigError
-from .models.registry import Weights, check_model_name, weights_of
+from .errors import ConfigError, WeightsError
+from .models.registry import _LEGACY_META_KEYS, Weights, check_model_name, weights_of
 from .models.tokshift import feature_model, pop_feature_args
 from .weights import load_weights_file, read_checkpoint_metadata
 
@@ -65,13 +66,31 @@ def create_model(
     # features_only wraps the model, so with a checkpoint the wrapping waits until the weights are in
     features = pop_feature_args(kwargs) if checkpoint_path is not None else None
     model = timm.create_model(model_name, pretrained=pretrained, **kwargs)
-    saved_record = saved.get("weights", saved.get("video_cfg"))
-    if isinstance(saved_record, dict):  # the file's own protocol, fitted to the model built from it
+    key = "weights" if "weights" in saved else "video_cfg"
+    if key in saved:  # the file's own protocol, fitted to the model built from it
+        saved_record = _checked_record(saved[key], key, checkpoint_path)
         model.weights = Weights.from_dict(saved_record, **model.weights.to_dict()).fit(model)
     if checkpoint_path is not None:
         model.load_report = load_weights_file(model, checkpoint_path)
         model.weights = model.weights.replace(file=os.fspath(checkpoint_path), sha256=None)  # nothing pins it
     return feature_model(model, **features) if features is not None else model
+
+
+def _checked_record(saved: Any, key: str, path: str | os.PathLike | None) -> dict[str, Any]:
+    """A file's saved weights record (``weights``, or a former file's ``video_cfg``) as a dict; keys this zoo does
+    not know are refused, naming those it does (the record's settings first, its identity and meta last)."""
+    fields = [f.name for f in dataclasses.fields(Weights)]
+    identity = ["name", "tag", "hf_hub_id", "url", "file", "filename", "sha256", "drive_folder", "meta", "default"]
+    known = [f for f in fields if f not in identity] + [f for f in fields if f in identity] + list(_LEGACY_META_KEYS)
+    if not isinstance(saved, dict):
+        raise WeightsError(f"{path}: the metadata's {key} must be a JSON object, found {type(saved).__name__}")
+    unknown = sorted(set(saved) - set(known))
+    if unknown:
+        raise WeightsError(
+            f"{path}: the metadata's {key} has keys this tokshift-zoo does not know: {unknown} (known: "
+            f"{', '.join(known)}); a newer zoo wrote it, or it was edited"
+        )
+    return saved
 
 
 def resolve_data_config(model: nn.Module | str, **kwargs: Any) -> Weights:

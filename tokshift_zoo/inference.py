@@ -29,6 +29,7 @@ from .video.sampling import parse_views
 from .video.transforms import create_transform, frame_indices
 
 __all__ = [
+    "is_out_of_memory",
     "VideoPreprocess",
     "ViewsDataset",
     "class_names",
@@ -43,6 +44,15 @@ __all__ = [
 ]
 
 VideoInput = str | os.PathLike | torch.Tensor | np.ndarray
+
+
+def is_out_of_memory(err: BaseException) -> bool:
+    """Whether ``err`` says memory ran out: a ``MemoryError`` (Python, NumPy, PyAV), torch's ``OutOfMemoryError``
+    (GPU) or the ``RuntimeError`` of torch's CPU allocator."""
+    return isinstance(err, MemoryError) or (
+        isinstance(err, RuntimeError)
+        and (isinstance(err, torch.OutOfMemoryError) or "DefaultCPUAllocator: can't allocate memory" in str(err))
+    )
 
 
 class VideoPreprocess:
@@ -225,6 +235,10 @@ class ViewsDataset(Dataset):
             indices, views = self.preprocess.sampled_views(video, *count)
         except (ValueError, IndexError, OSError) as err:  # VideoReadError is a ValueError
             return key, None, None, f"{video}: {err}"
+        except (MemoryError, RuntimeError) as err:  # a huge frame size: this video fails, the list goes on
+            if not is_out_of_memory(err):
+                raise
+            return key, None, None, f"{video}: out of memory decoding {self.preprocess.views} views ({err})"
         return key, views, indices, None
 
 
@@ -253,7 +267,16 @@ def _logits_of_videos(
     show = progress is not None and ranks().is_main
     results = []  # (position, logits or None, error or None); logits on CPU: rank 0 merges tensors of every GPU
     for i, batch, _, error in tqdm(loader, desc=progress, unit="video", disable=not show):
-        results.append((i, None if error else predict_logits(model, batch, batch_size, amp).cpu(), error))
+        logits = None
+        if error is None:
+            try:
+                logits = predict_logits(model, batch, batch_size, amp).cpu()
+            except (MemoryError, RuntimeError) as err:  # this video's error; the others go on
+                if not is_out_of_memory(err):
+                    raise
+                error = f"{videos[i]}: out of memory in the model for its {len(batch)} views ({err})"
+        del batch
+        results.append((i, logits, error))
     gathered = gather_to_main(results)
     if gathered is None:
         return None

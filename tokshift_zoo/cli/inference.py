@@ -22,6 +22,7 @@ from .options import (
     _input_videos,
     _load_model,
     _model_label,
+    _printable,
     _runtime_label,
 )
 
@@ -44,13 +45,13 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         return 0
     for result in results:
         if "error" in result:  # the other videos go on
-            print(f"tokshift-zoo predict: error: {result['error']}", file=sys.stderr)
-        if args.json:
+            print(f"tokshift-zoo predict: error: {_printable(result['error'])}", file=sys.stderr)
+        if args.json:  # JSON escapes control characters itself: the labels stay exact
             print(json.dumps({"video": result["video"], "model": name, "runtime": _runtime_label(args), **result}))
         elif "error" not in result:
-            print(result["video"])
+            print(_printable(result["video"]))
             for p in result["predictions"]:
-                print(f"  {p['score']:7.2%}  {p['label']}")
+                print(f"  {p['score']:7.2%}  {_printable(p['label'])}")
     return 1 if any("error" in result for result in results) else 0
 
 
@@ -86,7 +87,7 @@ def _predict_timelines(args: argparse.Namespace, model: Any, videos: list[str]) 
     header = True
     for _, rows, error in sorted(item for part in gathered for item in part):
         if error is not None:
-            print(f"tokshift-zoo predict: error: {error}", file=sys.stderr)
+            print(f"tokshift-zoo predict: error: {_printable(error)}", file=sys.stderr)
         elif args.csv:
             text = timeline_csv(rows)
             print(text if header else text.split("\n", 1)[1], end="")  # one header line for all videos
@@ -120,7 +121,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     result["runtime"] = _runtime_label(args)
     print(json.dumps(result, indent=2))
     for failure in result["failed"]:
-        print(f"tokshift-zoo evaluate: could not read {failure}", file=sys.stderr)
+        print(f"tokshift-zoo evaluate: could not read {_printable(failure)}", file=sys.stderr)
     return 1 if result["failed"] else 0
 
 

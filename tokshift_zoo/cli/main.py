@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from .. import __version__
 from ..errors import ConfigError, DeviceError, TokShiftZooError
 from . import benchmark, demo, export, inference, models, publish, train
-from .options import _HelpFormatter, _Parser
+from .options import _HelpFormatter, _Parser, _printable
 
 _DESCRIPTION = """\
 TokShift video transformers (Zhang, Hao, Ngo, ACM MM 2021): the paper's models with their preprocessing and
@@ -46,8 +46,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.func(args)
     except (ConfigError, DeviceError) as err:  # a usage error: bad names, settings, lists or devices
-        print(f"tokshift-zoo {args.command}: error: {err}", file=sys.stderr)
+        print(f"tokshift-zoo {args.command}: error: {_printable(str(err), newlines=True)}", file=sys.stderr)
         return 2
     except (TokShiftZooError, OSError) as err:  # weights that cannot be had or verified, files that cannot be read
-        print(f"tokshift-zoo {args.command}: error: {err}", file=sys.stderr)
+        print(f"tokshift-zoo {args.command}: error: {_printable(str(err), newlines=True)}", file=sys.stderr)
+        return 1
+    except MemoryError as err:  # outside the per-video loops, which report it per video and go on
+        print(f"tokshift-zoo {args.command}: error: out of memory ({err or 'MemoryError'})", file=sys.stderr)
         return 1

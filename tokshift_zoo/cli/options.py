@@ -220,3 +220,10 @@ def _device_of(model: Any) -> Any:
 
 def _model_label(args: argparse.Namespace, model: Any) -> str:
     return args.checkpoint or args.model or model.pretrained_cfg.get("architecture")
+
+
+def _printable(text: str, newlines: bool = False) -> str:
+    """``text`` for a terminal: control characters (ANSI escapes included) and other unprintable ones written as
+    Python escapes (``\\x1b``), so a label or a file name cannot move the cursor or recolour the screen; with
+    ``newlines``, line breaks are kept (a message that lists one problem per line)."""
+    return "".join(c if c.isprintable() or (newlines and c == "\n") else repr(c)[1:-1] for c in text)

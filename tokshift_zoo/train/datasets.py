@@ -95,7 +95,7 @@ def _parse_rows(list_file: Path) -> list[_Row]:
         raise VideoListError(f"no video list at {list_file}")
     lines = [
         (number, text.strip())
-        for number, text in enumerate(list_file.read_text(encoding="utf-8-sig").splitlines(), start=1)
+        for number, text in enumerate(_read_text(list_file, VideoListError).splitlines(), start=1)
         if text.strip() and not text.lstrip().startswith("#")
     ]
     if not lines:
@@ -126,6 +126,21 @@ def _parse_rows(list_file: Path) -> list[_Row]:
     return rows
 
 
+def _read_text(path: Path, error: type[Exception]) -> str:
+    """A list file's text, UTF-8 with or without a BOM; any other encoding is refused naming the first byte that
+    is not UTF-8 (its line and offset), instead of guessing."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        start = err.start + (3 if data.startswith(b"\xef\xbb\xbf") else 0)  # offsets count after the BOM
+        line = data.count(b"\n", 0, start) + 1
+        raise error(
+            f"{path}:{line}: expected UTF-8 text, found byte 0x{data[start]:02x} at offset {start} that is not "
+            "UTF-8 (a Latin-1 or Windows code page file?): save the file as UTF-8"
+        ) from None
+
+
 def _raise_if(problems: list[str]) -> None:
     if problems:
         more = len(problems) - _MAX_REPORTED
@@ -138,7 +153,7 @@ def read_label_names(path: str | os.PathLike) -> list[str]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no labels file at {path}")
-    names = [line.strip() for line in path.read_text(encoding="utf-8-sig").splitlines() if line.strip()]
+    names = [line.strip() for line in _read_text(path, ConfigError).splitlines() if line.strip()]
     if len(set(names)) != len(names):
         raise ValueError(f"{path}: class names repeat: {sorted({n for n in names if names.count(n) > 1})}")
     return names

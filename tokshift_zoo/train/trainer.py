@@ -11,7 +11,9 @@ Files in ``output``:
 
 - ``checkpoint-epochNNN.pt``: everything needed to continue exactly (model, optimiser, scheduler, grad scaler,
   epoch, sampler seed and every rank's torch/numpy/python RNG state), written at the end of each epoch to a
-  temporary name and renamed; ``resume="auto"`` continues from the newest.
+  temporary name and renamed; ``resume="auto"`` continues from the newest. It is the last file an epoch writes
+  (after ``best.safetensors`` and the metrics line), so it alone marks the epoch done: a run killed, or stopped by
+  a full disk, anywhere before it redoes that epoch on resume.
 - ``best.safetensors``: the weights of the epoch with the best validation top-1. Its metadata holds the
   ``pretrained_cfg`` (class count and label names included), ``architecture``, ``model_kwargs`` (with
   ``num_classes``) and ``weights`` (the weights record: sampling, test protocol), as JSON; it loads with
@@ -20,6 +22,7 @@ Files in ``output``:
 - ``metrics.jsonl``: one JSON object per epoch (losses, top-1/top-5, learning rate, skipped videos, time).
 
 Across several nodes, ``output`` must be a folder every node sees (rank 0 writes, every rank resumes from it).
+Rank 0 holds the folder's lock (``outputs.lock_output``) for the whole run: a second run into it is refused.
 """
 
 from __future__ import annotations
@@ -28,12 +31,13 @@ import json
 import logging
 import math
 import os
+import pickle
 import random
 import re
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,10 +58,11 @@ from tqdm import tqdm
 from ..atomic import atomic_write
 from ..devices import amp_dtype as resolve_amp
 from ..devices import autocast
-from ..errors import ConfigError
+from ..errors import ConfigError, WeightsError
 from ..factory import create_model
 from ..metrics import topk_hits
 from ..models.registry import weights_of
+from ..outputs import OutputWriteError, lock_output, remove_incomplete, write_output
 from ..video import ClipSpec, crop_size
 from ..weights import read_checkpoint_metadata
 from .config import TrainConfig
@@ -78,6 +83,8 @@ _logger = logging.getLogger(__name__)
 CHECKPOINT_GLOB = "checkpoint-epoch*.pt"
 BEST_FILE = "best.safetensors"
 METRICS_FILE = "metrics.jsonl"
+_CHECKPOINT_KEYS = {"epoch", "model", "optimizer", "scheduler", "scaler", "sampler", "rng", "best_val_top1"}
+_AFTER_WRITE_FAILED = "the epoch is not done: make room and continue with resume='auto' (--resume auto)"
 _SOURCE_KEYS = ("file", "url", "hf_hub_id", "hf_hub_filename", "hf_hub_revision", "state_dict")
 
 
@@ -268,7 +275,7 @@ def _save_best(
     tensors = {k: v.contiguous() for k, v in state_dict.items()}
     meta = {"format": "pt", "pretrained_cfg": json.dumps(pretrained_cfg)}
     meta.update({k: json.dumps(v) for k, v in metadata.items()})
-    atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=meta))
+    write_output(path, lambda tmp: save_file(tensors, str(tmp), metadata=meta), _AFTER_WRITE_FAILED)
 
 
 # --- epochs ---------------------------------------------------------------------------------------------------
@@ -436,14 +443,15 @@ def train(config: TrainConfig) -> dict[str, Any]:
         if config.deterministic:
             torch.use_deterministic_algorithms(True, warn_only=True)
             torch.backends.cudnn.benchmark = False
-        return _run(config, info)
+        with ExitStack() as held:  # the output folder's lock (rank 0), released however the run ends
+            return _run(config, info, held)
     finally:
         torch.use_deterministic_algorithms(saved[0], warn_only=saved[1])
         torch.backends.cudnn.benchmark = saved[2]
         cleanup_distributed()
 
 
-def _run(config: TrainConfig, info: DistInfo) -> dict[str, Any]:
+def _run(config: TrainConfig, info: DistInfo, held: ExitStack) -> dict[str, Any]:
     # the lists first: a bad line is refused before a model is built or a file written
     num_classes, label_names = _resolve_classes(config)
     read = dict(data_root=config.data_root, label_names=label_names, num_classes=num_classes)
@@ -456,7 +464,8 @@ def _run(config: TrainConfig, info: DistInfo) -> dict[str, Any]:
     _seed_everything(config.seed)  # the same initial weights on every rank (FSDP shards them in place)
     model = _build_model(config, num_classes).to(info.device)
     if info.is_main:  # only now: weights that cannot be had leave no empty run folder behind
-        output.mkdir(parents=True, exist_ok=True)
+        held.enter_context(lock_output(output, "train"))  # creates the folder; a second writer is refused
+        remove_incomplete(output)  # the temporary file of a write a killed run did not finish
         if not validate:
             _logger.warning(
                 "no validation list (--val-list): no validation; %s holds the last epoch's weights", output / BEST_FILE
@@ -479,10 +488,14 @@ def _run(config: TrainConfig, info: DistInfo) -> dict[str, Any]:
     amp_dtype = resolve_amp(config.amp, info.device)
     scaler = torch.amp.GradScaler(info.device.type, enabled=amp_dtype == torch.float16)
     run = _Run(net, optimizer, scheduler, scaler, sampler, num_classes, label_names)
+    source = config.checkpoint or config.model
+    export_cfg = _export_cfg(net, num_classes, label_names, f"fine-tuned from {source} on {config.train_list}")
     start_epoch = run.load(resume_path, info) if resume_path is not None else 0
     metrics_path = output / METRICS_FILE
     if info.is_main:
         _truncate_metrics(metrics_path, start_epoch)
+        if resume_path is not None:
+            run.reconcile_best(output, resume_path, start_epoch, config, export_cfg)
 
     criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
     dummy_clip = torch.zeros(1, 3, data_config.num_frames, *crop_size(data_config))
@@ -518,16 +531,14 @@ def _run(config: TrainConfig, info: DistInfo) -> dict[str, Any]:
             "world_size": info.world_size,
             "epoch_seconds": round(time.perf_counter() - started, 3),
         }
-        checkpoint_path = run.save(output, epoch + 1, config, info, export_cfg if is_best else None)
+        checkpoint_path = run.save(output, epoch + 1, config, info, export_cfg if is_best else None, row)
         if info.is_main:
-            with metrics_path.open("a", encoding="utf-8") as f:
-                f.write(json.dumps(row) + "\n")
             _report_epoch(row, train_skipped + val_skipped)
     return dict(
         row,
         best_val_top1=run.best_top1 if validate else None,
         checkpoint=str(checkpoint_path) if checkpoint_path else None,
-        best=str(output / BEST_FILE),
+        best=str(output / BEST_FILE) if (output / BEST_FILE).is_file() else None,
         metrics=str(metrics_path),
     )
 
@@ -564,15 +575,57 @@ def _resume_path(config: TrainConfig, output: Path) -> Path | None:
     return path
 
 
+def _read_checkpoint(path: Path) -> dict[str, Any]:
+    """A trainer checkpoint, read with ``weights_only=True`` (nothing in it is executed).
+
+    Raises:
+        WeightsError: the file is not a checkpoint this trainer wrote (a pickle of other objects, another
+            program's checkpoint, not a torch file at all).
+    """
+    expected = f"expected a checkpoint-epochNNN.pt written by tokshift-zoo train; {path}"
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:  # torch's advice to load it unsafely is not passed on
+        found = [line.strip() for line in str(err).splitlines() if "Unsupported global" in line]
+        if not found:
+            raise WeightsError(f"{expected} is not a torch checkpoint that can be read (not a pickle)") from None
+        raise WeightsError(
+            f"{expected} holds pickled objects that are not plain tensors and types, and it was not executed "
+            f"({found[0].split('WeightsUnpickler error: ')[-1][:200]})"
+        ) from None
+    except (RuntimeError, OSError, EOFError, ValueError) as err:
+        raise WeightsError(f"{expected} is not a torch checkpoint that can be read ({err})") from None
+    missing = sorted(_CHECKPOINT_KEYS - state.keys()) if isinstance(state, dict) else None
+    if missing is None or missing:
+        found = f"a dict without {missing}" if missing else type(state).__name__
+        raise WeightsError(f"{expected} holds {found}")
+    return state
+
+
+def _append_metrics(path: Path, row: dict[str, Any]) -> None:
+    """One epoch's line, on disk (fsync) before the checkpoint that marks the epoch done is written."""
+    try:
+        with path.open("a", encoding="utf-8") as f:
+            f.write(json.dumps(row) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as err:
+        raise OutputWriteError(f"could not write {path}: {err}; {_AFTER_WRITE_FAILED}") from err
+
+
 def _truncate_metrics(path: Path, epochs_done: int) -> None:
-    """Keep the metrics of the epochs a resumed run does not redo (all of them on a fresh start: none)."""
+    """Keep the metrics of the epochs a resumed run does not redo (all of them on a fresh start: none); the
+    lines of epochs a killed run did not finish go, a line torn by the kill included."""
     if not path.exists():
         return
-    kept = [
-        line
-        for line in path.read_text(encoding="utf-8").splitlines()
-        if line.strip() and json.loads(line)["epoch"] <= epochs_done
-    ]
+    kept = []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            epoch = json.loads(line)["epoch"]
+        except (ValueError, KeyError, TypeError):  # a torn last line, or a blank one
+            continue
+        if epoch <= epochs_done:
+            kept.append(line)
     atomic_write(path, lambda tmp: tmp.write_text("".join(line + "\n" for line in kept), encoding="utf-8"))
 
 
@@ -588,10 +641,23 @@ class _Run:
     num_classes: int
     label_names: list[str] | None
     best_top1: float = -1.0
+    best_epoch: int | None = None
 
-    def save(self, output: Path, epoch: int, config: TrainConfig, info: DistInfo, best_cfg: dict | None) -> Path:
-        """Write this epoch's checkpoint, and the best model when ``best_cfg`` is given; every rank takes part
-        (FSDP gathers the full state to rank 0, and every rank's RNG state is collected)."""
+    def save(
+        self,
+        output: Path,
+        epoch: int,
+        config: TrainConfig,
+        info: DistInfo,
+        best_cfg: dict | None,
+        row: dict[str, Any],
+    ) -> Path:
+        """End an epoch: the best model when ``best_cfg`` is given, then the epoch's metrics line, then its
+        checkpoint, which marks the epoch done; every rank takes part (FSDP gathers the full state to rank 0, and
+        every rank's RNG state is collected). In this order a kill or a full disk at any point leaves a folder
+        that resumes from the previous epoch and redoes this one, its best weights and its line included."""
+        if best_cfg is not None:
+            self.best_epoch = epoch
         model_state, optim_state = get_state_dict(
             self.net, self.optimizer, options=StateDictOptions(full_state_dict=True, cpu_offload=True)
         )
@@ -608,28 +674,81 @@ class _Run:
             "sampler": {"seed": self.sampler.seed, "epoch": epoch},
             "rng": rng_states,
             "best_val_top1": self.best_top1,
+            "best_epoch": self.best_epoch,
             "num_classes": self.num_classes,
             "label_names": self.label_names,
             "config": json.dumps(asdict(config)),
         }
-        atomic_write(path, lambda tmp: torch.save(state, tmp))
+        if best_cfg is not None:
+            self._save_best(output, epoch, config, model_state, best_cfg)
+        _append_metrics(output / METRICS_FILE, row)
+        write_output(path, lambda tmp: torch.save(state, tmp), _AFTER_WRITE_FAILED)
         for done, stale in _checkpoints(output).items():  # older ones, and later ones of an abandoned branch
             if not epoch - config.keep_checkpoints < done <= epoch:
                 stale.unlink()
-        if best_cfg is not None:
-            meta = {
-                "architecture": best_cfg.get("architecture"),
-                "model_kwargs": dict(config.model_kwargs, num_classes=self.num_classes),
-                "weights": weights_of(self.net).replace(sha256=None).to_dict(),
-                "epoch": epoch,
-                "val_top1": self.best_top1 if self.best_top1 >= 0 else None,
-            }
-            _save_best(output / BEST_FILE, model_state, best_cfg, meta)
         return path
+
+    def _save_best(
+        self, output: Path, epoch: int, config: TrainConfig, model_state: dict[str, torch.Tensor], best_cfg: dict
+    ) -> None:
+        meta = {
+            "architecture": best_cfg.get("architecture"),
+            "model_kwargs": dict(config.model_kwargs, num_classes=self.num_classes),
+            "weights": weights_of(self.net).replace(sha256=None).to_dict(),
+            "epoch": epoch,
+            "val_top1": self.best_top1 if self.best_top1 >= 0 else None,
+        }
+        _save_best(output / BEST_FILE, model_state, best_cfg, meta)
+
+    def reconcile_best(
+        self, output: Path, checkpoint: Path, epochs_done: int, config: TrainConfig, best_cfg: dict
+    ) -> None:
+        """Rank 0, after ``load``: make ``best.safetensors`` agree with the checkpoint resumed from.
+
+        The checkpoint's best epoch: kept. From an epoch the checkpoint does not count (an attempt killed before
+        its checkpoint, an abandoned branch) and at least as good: kept, as the best so far, so that only a
+        better epoch replaces it. Missing (an older zoo killed between checkpoint and best), or worse, and the
+        checkpoint's own weights are the best: written again from them. Otherwise the best of the epochs still
+        to run is kept (with a warning).
+        """
+        path = output / BEST_FILE
+        try:
+            meta = read_checkpoint_metadata(path) if path.is_file() else None
+        except Exception as err:  # noqa: BLE001 - a damaged file is replaced, whatever its reader says
+            _logger.warning("%s cannot be read (%s): it is replaced", path, err)
+            meta = None
+        epoch, found = (meta.get("epoch"), meta.get("val_top1")) if meta is not None else (None, None)
+        if meta is not None and (
+            epoch == self.best_epoch or (self.best_epoch is None and isinstance(epoch, int) and epoch <= epochs_done)
+        ):  # the checkpoint's best (a checkpoint of an older zoo does not say which epoch that was)
+            return
+        if isinstance(found, (int, float)) and found >= self.best_top1 >= 0:
+            self.best_top1, self.best_epoch = float(found), epoch
+            _logger.warning(
+                "%s holds epoch %s (val top-1 %.2f), which the checkpoint of epoch %d does not count: kept as the "
+                "best so far (delete it to start the best over)",
+                path,
+                epoch,
+                found,
+                epochs_done,
+            )
+            return
+        if self.best_epoch == epochs_done:
+            model_state = torch.load(checkpoint, map_location="cpu", weights_only=True, mmap=True)["model"]
+            self._save_best(output, epochs_done, config, model_state, best_cfg)
+            _logger.warning("%s written again from the checkpoint of epoch %d, its best epoch", path, epochs_done)
+            return
+        _logger.warning(
+            "%s is %s and the checkpoint of the best epoch (%s) is gone: the best of the epochs to come replaces it",
+            path,
+            "missing" if meta is None else f"of epoch {epoch}",
+            self.best_epoch,
+        )
+        self.best_top1, self.best_epoch = -1.0, None
 
     def load(self, path: Path, info: DistInfo) -> int:
         """Restore everything from a checkpoint, on every rank; returns the epochs it had done."""
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = _read_checkpoint(path)
         if state["num_classes"] != self.num_classes or state["label_names"] != self.label_names:
             raise ConfigError(
                 f"{path} was trained for {state['num_classes']} classes {state['label_names'] or ''}; this run has "
@@ -646,6 +765,7 @@ class _Run:
         self.scaler.load_state_dict(state["scaler"])
         self.sampler.seed = state["sampler"]["seed"]
         self.best_top1 = state["best_val_top1"]
+        self.best_epoch = state.get("best_epoch")
         if len(state["rng"]) == info.world_size:
             _set_rng_state(state["rng"][info.rank])
         else:
