@@ -34,7 +34,8 @@ def create_model(
             None with a ``checkpoint_path`` whose metadata names the architecture.
         pretrained: load the tag's weights (downloaded and sha256-verified, or from the package).
         checkpoint_path: a local file loaded after building: the zoo's safetensors, an authors'-format ``.pth``
-            or a Google ViT ``.npz``; a head whose class count differs from the model's stays re-initialised.
+            or a Google ViT ``.npz``; the model takes the file's head (its class count), unless ``num_classes`` is
+            given: then a head of another class count stays re-initialised, ready to fine-tune.
             A file written by the zoo (``convert``, the trainer's ``best.safetensors`` or its
             ``checkpoint-epochNNN.pt``) also gives the model's arguments, class names and video settings, unless
             ``kwargs`` say otherwise.
@@ -68,8 +69,8 @@ def create_model(
     model = timm.create_model(model_name, pretrained=pretrained, **kwargs)
     if "video_cfg" in saved:
         model.video_cfg = VideoCfg(**saved["video_cfg"])
-    if checkpoint_path is not None:
-        model.load_report = load_weights_file(model, checkpoint_path)
+    if checkpoint_path is not None:  # the file's own head, unless a class count was asked for
+        model.load_report = load_weights_file(model, checkpoint_path, fit_head="num_classes" not in kwargs)
     return feature_model(model, **features) if features is not None else model
 
 
