@@ -51,3 +51,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (TokShiftZooError, OSError) as err:  # weights that cannot be had or verified, files that cannot be read
         print(f"tokshift-zoo {args.command}: error: {err}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # Ctrl-C: what was printed stays; no traceback
+        print(f"\ntokshift-zoo {args.command}: interrupted", file=sys.stderr)
+        return 130
