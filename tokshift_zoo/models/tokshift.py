@@ -16,6 +16,8 @@ mapping is in ``checkpoints.py``, the registry entries (from which timm's defaul
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import inspect
 import logging
 from functools import partial
 from typing import Any
@@ -419,6 +421,18 @@ def feature_model(model: VideoVisionTransformer, feature_cls: Any = "getter", **
     return features
 
 
+def _check_arguments(variant: str, kwargs: dict[str, Any]) -> None:
+    """Refuse a keyword no builder layer takes, with the closest names (``pretraind``: did you mean
+    ``pretrained``?), instead of a TypeError from deep inside timm."""
+    layers = (build_model_with_cfg, VideoVisionTransformer.__init__, VisionTransformer.__init__)
+    known = {"pretrained"}.union(*(inspect.signature(f).parameters for f in layers)) - {"self", "kwargs"}
+    unknown = [key for key in kwargs if key not in known]
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], sorted(known), n=3)
+        hint = f": did you mean {' or '.join(map(repr, close))}?" if close else " (see help(tokshift_zoo.create_model))"
+        raise TypeError(f"{variant}() got an unexpected keyword argument {unknown[0]!r}{hint}")
+
+
 def _create_tokshift(variant: str, pretrained: bool = False, **kwargs: Any) -> nn.Module:
     """Build ``variant`` with timm's ``build_model_with_cfg``; its video cfg and pretrained weights come from the
     zoo's weights loader, called back through the registry (it verifies sha256 pins and reads the authors' and
@@ -428,6 +442,7 @@ def _create_tokshift(variant: str, pretrained: bool = False, **kwargs: Any) -> n
     ``'getter'``, or a ``feature_cfg`` dict) wraps the loaded model in timm's feature class, as timm's ViT does.
     """
     features = pop_feature_args(kwargs)
+    _check_arguments(variant, kwargs)
     model = build_model_with_cfg(VideoVisionTransformer, variant, pretrained=False, **kwargs)
     attach_weights(model, pretrained, kwargs.get("cache_dir"))
     model.fit_cfg_to_head()  # a new num_classes: the tag's label names no longer apply
