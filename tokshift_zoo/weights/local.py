@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,15 +64,34 @@ def load_state_dict_file(path: str | os.PathLike) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no weight file at {path}")
-    if path.suffix == ".safetensors":
+    if path.suffix == ".safetensors" or _is_safetensors(path):  # by content too: a safetensors file named .pth
         return load_file(path)
     if path.suffix in _TORCH_SUFFIXES:
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as err:  # UnpicklingError, RuntimeError: torch names the offending global
-            raise WeightsError(f"{path}: not a plain tensor checkpoint (read with weights_only=True): {err}") from err
+            raise WeightsError(
+                f"{path}: not a plain tensor checkpoint (it was read with weights_only=True, which loads no code, "
+                f"and the zoo reads no other way): {_unpickler_reason(err)}"
+            ) from err
         return state["model"] if _is_trainer_checkpoint(state) else state
     raise WeightsError(f"{path}: expected a .safetensors, .npz or torch checkpoint ({', '.join(_TORCH_SUFFIXES)}) file")
+
+
+def _unpickler_reason(err: Exception) -> str:
+    """What torch's weights-only unpickler found, without its advice to re-run with ``weights_only=False``."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(err))
+    found = re.search(r"WeightsUnpickler error: (.*?)(?: Please use|$)", text, re.M)
+    if found:
+        return found[1].strip()
+    return text.strip().splitlines()[-1].strip() if text.strip() else type(err).__name__
+
+
+def _is_safetensors(path: Path) -> bool:
+    """Whether a file is safetensors by its content: an 8-byte little-endian header length, then a JSON object."""
+    with open(path, "rb") as file:
+        head = file.read(9)
+    return len(head) == 9 and head[8:9] == b"{" and 2 <= int.from_bytes(head[:8], "little") <= path.stat().st_size
 
 
 def load_mapped(model: nn.Module, state_dict: dict[str, torch.Tensor], source: str) -> LoadReport:
