@@ -147,6 +147,9 @@ def register_entries(entries: Iterable[ModelEntry]) -> dict[str, Any]:
             raise ConfigError(f"registry entry {entry.key!r} is registered twice; each name.tag has one entry")
         seen.add(entry.key)
     _ENTRIES.update({entry.key: entry for entry in entries})
+    # timm lists a tag as pretrained only when its cfg names a url, file or hub id; the authors' Drive releases
+    # (the k400 default tags) come through the zoo's loader, so timm's registry is told (timm has no public call)
+    timm.models._registry._model_has_pretrained.update(entry.key for entry in entries if entry.has_source)
     return generate_default_cfgs(
         {entry.key + ("*" if entry.default else ""): dict(entry.pretrained_cfg) for entry in entries}
     )
