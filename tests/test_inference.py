@@ -228,3 +228,13 @@ def test_short_videos_and_other_frame_counts_are_said_once(tiny_model, tmp_path,
         tiny_model(torch.zeros(1, 3, 4, 32, 32))
         tiny_model(torch.zeros(2, 3, 4, 32, 32))
     assert caplog.text.count("trained on 8-frame clips and is given 4 frames: it runs on them as they are") == 1
+
+
+def test_predict_on_a_list_gives_each_unreadable_video_its_error_in_place(tiny_model, tmp_path):
+    good = write_video(tmp_path / "good.mp4", index_frames(range(40)), fps=25)
+    missing = tmp_path / "missing.mp4"
+    results = predict(tiny_model, [good, missing, good], topk=2)
+    assert results[0] == results[2] == predict(tiny_model, good, topk=2)  # the good results are kept
+    assert isinstance(results[1], tokshift_zoo.VideoError) and str(missing) in str(results[1])
+    with pytest.raises(tokshift_zoo.VideoError, match="no such file"):
+        predict(tiny_model, missing)  # one video: its error is raised

@@ -28,10 +28,10 @@ from .options import (
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
+    videos = _input_videos(args)  # before torch and the model load: a missing video fails fast
     from ..distributed import process_group
     from ..inference import predict_videos
 
-    videos = _input_videos(args)  # before the model loads: a missing video fails fast
     model = _load_model(args)
     if args.timeline is not None:
         return _predict_timelines(args, model, videos)

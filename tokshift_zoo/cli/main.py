@@ -52,5 +52,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"tokshift-zoo {args.command}: error: {err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:  # Ctrl-C: what was printed stays; no traceback
-        print(f"\ntokshift-zoo {args.command}: interrupted", file=sys.stderr)
+        print(f"tokshift-zoo {args.command}: interrupted", file=sys.stderr)
         return 130

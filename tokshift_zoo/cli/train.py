@@ -22,7 +22,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         missing = "no video file at" in str(err) or "no frame folder at" in str(err)
         if missing and not args.data_root:
             raise VideoListError(
-                f"{err}\n(the list's paths are relative to --data-root DIR; not given: here)"
+                f"{err}\n(the paths in a list are relative to --data-root DIR, which was not given: the current folder)"
             ) from None
         raise
     if os.environ.get("RANK", "0") == "0":

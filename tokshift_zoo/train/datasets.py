@@ -119,7 +119,7 @@ def _parse_rows(list_file: Path) -> list[_Row]:
         parts = text.rsplit(maxsplit=1)
         if len(parts) != 2:
             csv_like = number == lines[0][0] and "," in text  # a CSV whose header does not name its columns
-            hint = f" (a CSV list starts with the header line 'path,label', found {text!r})" if csv_like else ""
+            hint = " (a CSV list starts with the header line 'path,label')" if csv_like else ""
             problems.append(f"{list_file}:{number}: expected 'path label', found {text!r}{hint}")
             continue
         rows.append(_Row(number, parts[0], parts[1], None))
