@@ -4,10 +4,12 @@ The files are written once per session by the ``ffmpeg`` command (Debian's packa
 with the reason when it is absent) and by PyAV: the five causes of wrong frames found on real files (mp4 edit
 lists, AVI with packed B-frames, a decoder that needs the first packets after a seek, Theora's 0-byte packets,
 raw MPEG-1 streams) and the kinds around them (HEVC, AV1, VP9 with alt-ref frames, open-GOP B-pyramids,
-fragmented mp4, MPEG-TS, VFR, interlaced, rotation metadata, a size change, raw elementary streams). Each file
-is compared with the in-order decode (every packet decoded from the start, the frames in the order they come
-out) over the index sets that predict, evaluate and training take from the zoo's samplers, and the count with
-``ffprobe -count_frames``.
+fragmented mp4, MPEG-TS, VFR, interlaced, rotation metadata, a size change, raw elementary streams) and the
+odd files of issue 24 (Theora with duplicated frames, a Theora picture offset that makes frames wider than the
+header says, a display orientation SEI, two video streams, a trailing access unit with no picture, an odd size
+coded larger). Each file is compared with the in-order decode (every packet decoded from the start with one
+decoder thread, the frames in the order they come out) over the index sets that predict, evaluate and training
+take from the zoo's samplers, and the count with ``ffprobe -count_frames``.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,9 +26,10 @@ import av
 import numpy as np
 import pytest
 import torch
-from videos import index_frames, read_index, write_video
+from videos import index_frames, read_index, set_theora_picture_offset, write_video
 
-from tokshift_zoo.video.io import decode_frames, decode_stats, read_video_info
+from tokshift_zoo.video import codecs
+from tokshift_zoo.video.io import decode_frames, decode_stats, load_video, read_video_info
 from tokshift_zoo.video.sampling import dense_indices, uniform_indices
 
 FFMPEG = shutil.which("ffmpeg")
@@ -44,12 +48,12 @@ def _encoders() -> str:
     return subprocess.run([FFMPEG, "-hide_banner", "-encoders"], capture_output=True, text=True).stdout
 
 
-def ffmpeg(*args: str | Path, frames: np.ndarray | None = None) -> None:
-    """Run the ffmpeg command; ``frames`` (T, H, W, 3) RGB go in on stdin as raw video at ``FPS``."""
+def ffmpeg(*args: str | Path, frames: np.ndarray | None = None, rate: int = FPS) -> None:
+    """Run the ffmpeg command; ``frames`` (T, H, W, 3) RGB go in on stdin as raw video at ``rate`` fps."""
     head = []
     if frames is not None:
         size = f"{frames.shape[2]}x{frames.shape[1]}"
-        head = ["-f", "rawvideo", "-pix_fmt", "rgb24", "-s", size, "-r", str(FPS), "-i", "-"]
+        head = ["-f", "rawvideo", "-pix_fmt", "rgb24", "-s", size, "-r", str(rate), "-i", "-"]
     stdin = None if frames is None else np.ascontiguousarray(frames).tobytes()
     subprocess.run([FFMPEG, *QUIET, *head, *map(str, args)], input=stdin, check=True, capture_output=True)
 
@@ -138,6 +142,56 @@ def make_vfr(path: Path) -> None:
     write_video(path, index_frames(FRAMES), timestamps_ms=timestamps, gop=12, options={"bf": "3"})
 
 
+def make_theora_duplicates(path: Path) -> None:
+    """Theora from the ffmpeg command with 0-byte packets of its own: ``-vf fps`` turns 5 fps into 25 by
+    duplicating frames, and libtheora writes some duplicates as 0-byte packets ("repeat the last frame")."""
+    ffmpeg("-vf", "fps=25", "-c:v", "libtheora", "-q:v", "6", "-g", "12", path, frames=index_frames(16), rate=5)
+
+
+def make_theora_picture_offset(path: Path) -> None:
+    """Theora at an odd 214x150 (coded 224x160) whose header then places the picture 4 pixels from the left:
+    FFmpeg crops the left only as far as keeps the planes aligned, so frames come out 218 wide."""
+    frames = index_frames(FRAMES, height=150, width=214)
+    ffmpeg("-c:v", "libtheora", "-q:v", "6", "-g", "12", path, frames=frames)
+    set_theora_picture_offset(path, 4)
+
+
+def make_rotation_sei(path: Path) -> None:
+    """H.264 turned by a display orientation SEI (the h264_metadata bitstream filter), which only the first
+    access unit carries: every frame is turned as the first one says."""
+    orientation = "h264_metadata=display_orientation=insert:rotate=90"
+    ffmpeg(*X264_GOP12.split(), "-bsf:v", orientation, path, frames=index_frames(FRAMES))
+
+
+def make_two_video_streams(path: Path) -> None:
+    """Two video streams: the index frames first (not flagged default), a larger one flagged default second.
+    ``decode_frames`` reads the first, as ``ffmpeg -map 0:v:0``."""
+    first, second = path.with_name("first.mkv"), path.with_name("second.mkv")
+    ffmpeg(*X264_GOP12.split(), first, frames=index_frames(FRAMES))
+    ffmpeg("-f", "lavfi", "-i", f"testsrc2=size=96x64:rate={FPS}", "-frames:v", "30", "-c:v", "libx264", second)
+    maps = ["-map", "0:v", "-map", "1:v", "-c", "copy", "-disposition:v:0", "0", "-disposition:v:1", "default"]
+    ffmpeg("-i", first, "-i", second, *maps, path)
+
+
+def make_trailing_aud(path: Path) -> None:
+    """H.264 whose last access unit is only an access unit delimiter NAL (decodes to no picture), appended to
+    the Annex B stream; ``.mp4`` remuxes that stream, keeping the delimiter as a sample of its own."""
+    raw = path.with_name("body.h264")
+    x264 = ["-c:v", "libx264", "-pix_fmt", "yuv420p", "-x264-params", "keyint=4:scenecut=0:bframes=0", "-f", "h264"]
+    ffmpeg(*x264, raw, frames=index_frames(11))
+    delimiter = b"\x00\x00\x00\x01\x09\xf0"  # nal_unit_type 9, primary_pic_type 7, stop bit
+    if path.suffix == ".h264":
+        path.write_bytes(raw.read_bytes() + delimiter)
+    else:
+        raw.write_bytes(raw.read_bytes() + delimiter)
+        ffmpeg("-r", str(FPS), "-i", raw, "-c", "copy", path)
+
+
+def make_odd_size(path: Path) -> None:
+    """H.264 4:4:4 at 97x61, coded as 112x64 macroblocks and cropped by the SPS."""
+    ffmpeg(*X264_GOP12.replace("yuv420p", "yuv444p").split(), path, frames=index_frames(FRAMES, height=61, width=97))
+
+
 def encode(args: str) -> Callable[[Path], None]:
     """A maker that encodes the index frames with these ffmpeg output options (space-separated)."""
     return lambda path: ffmpeg(*args.split(), path, frames=index_frames(FRAMES))
@@ -178,6 +232,16 @@ KINDS = [
     Kind("mpeg4_b_frames.avi", encode("-c:v mpeg4 -vtag xvid -bf 2 -g 12"), False),
     Kind("mpeg4_no_b_frames.avi", encode("-c:v mpeg4 -vtag xvid -bf 0 -g 12"), True),
 ]
+ODD = [  # issue 24
+    Kind("theora_duplicates.ogv", make_theora_duplicates, False, "libtheora"),
+    Kind("theora_picture_offset.ogv", make_theora_picture_offset, False, "libtheora"),
+    Kind("rotation_sei.mp4", make_rotation_sei, True, "libx264"),
+    Kind("two_video_streams.mkv", make_two_video_streams, True, "libx264"),
+    Kind("trailing_aud.h264", make_trailing_aud, False, "libx264"),
+    Kind("trailing_aud.mp4", make_trailing_aud, True, "libx264"),
+    Kind("odd_size_444.mp4", make_odd_size, True, "libx264"),
+]
+KINDS += ODD
 
 
 @pytest.fixture(scope="session")
@@ -202,18 +266,26 @@ def corpus_file(corpus: dict[str, Path], kind: Kind) -> Path:
 
 # --- the reference --------------------------------------------------------------------------------------------
 def in_order_decode(path: Path) -> np.ndarray:
-    """Every frame, decoding every packet from the start, in the order frames come out (as players do: 0-byte
-    and corrupt packets are not sent to the decoder, which drops the frames of edit-list-discarded packets),
-    at the stream's size, turned by the display matrix: uint8 (T, H, W, 3)."""
+    """Every frame of the first video stream, decoding every packet from the start with one decoder thread, in
+    the order frames come out (as players do: 0-byte and corrupt packets are not sent to the decoder, which
+    drops the frames of edit-list-discarded packets; a packet the decoder refuses is passed over), at the first
+    frame's size, turned as the first frame's display matrix says: uint8 (T, H, W, 3)."""
     frames = []
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
-        width, height = stream.codec_context.width, stream.codec_context.height
+        stream.thread_type, stream.thread_count = "SLICE", 1
         packets = [p for p in container.demux(stream) if p.size > 0 and not p.is_corrupt]
+        size = turns = None
         for packet in [*packets, None]:
-            for frame in stream.decode(packet):
-                rgb = frame.to_ndarray(format="rgb24", width=width, height=height)
-                frames.append(np.rot90(rgb, round(frame.rotation / 90) % 4))
+            try:
+                decoded = stream.decode(packet)
+            except av.InvalidDataError:  # the ffmpeg command reports it and goes on (an AU with no picture)
+                continue
+            for frame in decoded:
+                if size is None:
+                    size, turns = (frame.width, frame.height), round(frame.rotation / 90) % 4
+                rgb = frame.to_ndarray(format="rgb24", width=size[0], height=size[1])
+                frames.append(np.rot90(rgb, turns))
     return np.stack(frames)
 
 
@@ -370,3 +442,105 @@ def test_a_doubt_after_a_seek_falls_back_to_the_in_order_decode(tmp_path, monkey
     assert read_index(frames) == [35, 5]
     assert (decode_stats() - before).fallbacks == 1
     assert "decoding in order from the start" in caplog.text
+
+
+# --- issue 24: the odd files, each against what it stands for ---------------------------------------------------
+def odd_file(corpus: dict[str, Path], name: str) -> Path:
+    return corpus_file(corpus, next(k for k in ODD if k.name == name))
+
+
+def ffmpeg_rgb(path: Path, width: int, height: int, *args: str) -> np.ndarray:
+    """The ffmpeg command's own decode (``-map 0:v:0``, one thread) as RGB frames (T, height, width, 3)."""
+    out = path.with_name(path.name + ".rgb")
+    ffmpeg("-threads", "1", "-i", path, "-map", "0:v:0", *args, "-f", "rawvideo", "-pix_fmt", "rgb24", out)
+    return np.fromfile(out, np.uint8).reshape(-1, height, width, 3)
+
+
+def ffprobe_stream(path: Path, entries: str) -> list[str]:
+    args = ["-v", "error", "-select_streams", "v:0", "-show_entries", f"stream={entries}", "-of", "csv=p=0"]
+    return subprocess.run([FFPROBE, *args, str(path)], capture_output=True, text=True, check=True).stdout.split(",")
+
+
+@needs_ffmpeg
+def test_theora_decodes_the_same_every_time_beside_a_busy_process(corpus):
+    """FFmpeg's Theora decoder races with frame threads (GNOME's help videos: wrong pixels in 12 of 20 decodes
+    at 16 threads); the zoo decodes it without them, so every call beside a busy process gives the one-thread
+    decode."""
+    path = odd_file(corpus, "theora_duplicates.ogv")
+    assert sum(p.size == 0 for p in _packets(path)) >= 3  # ffmpeg's libtheora wrote 0-byte packets
+    assert codecs.thread_type("theora") == "SLICE"  # which the Theora decoder lacks: one thread
+    reference = in_order_decode(path)
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        results = [load_video(path).numpy() for _ in range(10)]
+    finally:
+        busy.kill()
+        busy.wait()
+    assert all(np.array_equal(frames, reference) for frames in results)
+
+
+@needs_ffmpeg
+def test_frames_have_the_decoded_size_not_the_header_size(corpus):
+    path = odd_file(corpus, "theora_picture_offset.ogv")
+    assert ffprobe_stream(path, "width,height,coded_width") == ["214", "150", "224\n"]  # the header's sizes
+    info = read_video_info(path)
+    assert (info.width, info.height) == (218, 150)  # what FFmpeg's decoder outputs
+    frames = decode_frames(path, [0, 5, FRAMES - 1], info)
+    assert frames.shape == (3, 150, 218, 3)
+    assert read_index(frames) == [0, 5, FRAMES - 1]
+    by_ffmpeg = ffmpeg_rgb(path, 218, 150)  # the ffmpeg command gives frames of that size too
+    assert len(by_ffmpeg) == info.num_frames
+    assert np.abs(frames.numpy().astype(int) - by_ffmpeg[[0, 5, FRAMES - 1]]).mean() < 2  # up to RGB rounding
+
+
+@needs_ffmpeg
+def test_a_display_orientation_sei_turns_every_frame(corpus):
+    path = odd_file(corpus, "rotation_sei.mp4")
+    with av.open(str(path)) as container:  # the SEI is in the first access unit only
+        rotations = [frame.rotation for frame in container.decode(video=0)]
+    assert rotations[0] == 90 and set(rotations[1:]) == {0}
+    info = read_video_info(path)
+    assert (info.width, info.height, info.rotation) == (WIDTH, HEIGHT, 90)
+    frames = decode_frames(path, [30, 3, 40], info).numpy()  # the first seek lands past the SEI
+    assert frames.shape == (3, WIDTH, HEIGHT, 3)
+    assert read_index(np.rot90(frames, -1, axes=(1, 2))) == [30, 3, 40]
+
+
+@needs_ffmpeg
+def test_the_first_video_stream_is_read(corpus):
+    path = odd_file(corpus, "two_video_streams.mkv")
+    with av.open(str(path)) as container:
+        sizes = [(s.width, s.height, bool(s.disposition & av.stream.Disposition.default)) for s in container.streams]
+    assert sizes == [(WIDTH, HEIGHT, False), (96, 64, True)]  # the second is larger and flagged default
+    info = read_video_info(path)
+    assert (info.num_frames, info.width, info.height) == (FRAMES, WIDTH, HEIGHT)
+    frames = decode_frames(path, [40, 2], info)
+    assert read_index(frames) == [40, 2]
+    by_ffmpeg = ffmpeg_rgb(path, WIDTH, HEIGHT)  # -map 0:v:0
+    assert np.abs(frames.numpy().astype(int) - by_ffmpeg[[40, 2]]).mean() < 2
+
+
+@needs_ffmpeg
+@pytest.mark.parametrize("name", ["trailing_aud.h264", "trailing_aud.mp4"])
+def test_a_trailing_access_unit_without_a_picture_is_no_frame(corpus, name):
+    path = odd_file(corpus, name)
+    assert sum(p.size > 0 for p in _packets(path)) == 12  # 11 pictures and the delimiter
+    info = read_video_info(path)
+    assert info.num_frames == 11 == ffprobe_frame_count(path)
+    assert read_index(decode_frames(path, [10, 0], info)) == [10, 0]
+    assert read_index(decode_frames(path, dense_indices(11, 8, 2)[0], info)) == dense_indices(11, 8, 2)[0].tolist()
+    assert len(load_video(path)) == 11
+
+
+@needs_ffmpeg
+def test_an_odd_size_is_the_display_size_not_the_coded_size(corpus):
+    path = odd_file(corpus, "odd_size_444.mp4")
+    with av.open(str(path)) as container:  # whole macroblocks, cropped by the SPS
+        stream = container.streams.video[0]
+        next(container.decode(stream))
+        assert (stream.codec_context.coded_width, stream.codec_context.coded_height) == (112, 64)
+    info = read_video_info(path)
+    assert (info.width, info.height) == (97, 61)
+    frames = decode_frames(path, [FRAMES - 1, 13], info)
+    assert frames.shape == (2, 61, 97, 3) and read_index(frames) == [FRAMES - 1, 13]
+    assert np.abs(frames.numpy().astype(int) - ffmpeg_rgb(path, 97, 61)[[FRAMES - 1, 13]]).mean() < 2

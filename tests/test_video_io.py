@@ -1,11 +1,20 @@
 import logging
+import os
+import re
+import shutil
+import subprocess
+import threading
+from pathlib import Path
 
 import av
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 from videos import index_frames, read_index, write_audio_only, write_video
 
+from tokshift_zoo.errors import ConfigError
+from tokshift_zoo.video import codecs
 from tokshift_zoo.video import io as video_io
 from tokshift_zoo.video.io import VideoReadError, decode_frames, load_video, read_video_info
 from tokshift_zoo.video.sampling import dense_indices
@@ -203,3 +212,87 @@ def test_library_writer_picks_the_codec_the_container_suits(tmp_path):
         video_io.write_video(tmp_path / name, frames, fps=12)
         assert read_video_info(tmp_path / name).codec == codec
         assert read_index(load_video(tmp_path / name)) == list(range(6))
+
+
+def _within(seconds: float, fn):
+    """Call ``fn`` in a thread and return what it raised, failing if it is still running after ``seconds``."""
+    outcome = []
+
+    def run():
+        try:
+            fn()
+            outcome.append(None)
+        except Exception as err:  # noqa: BLE001 - the caller checks what was raised
+            outcome.append(err)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), f"still blocked after {seconds} s"
+    return outcome[0]
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs os.mkfifo")
+def test_a_fifo_named_like_a_video_fails_at_once(tmp_path):
+    fifo = tmp_path / "clip.mp4"
+    os.mkfifo(fifo)  # opening it for reading would block until a writer came
+    for read in (read_video_info, load_video, lambda path: decode_frames(path, [0])):
+        err = _within(30, lambda read=read: read(fifo))
+        assert isinstance(err, VideoReadError) and not isinstance(err, FileNotFoundError)
+        assert re.search(r"clip\.mp4.*expected a regular file, found a FIFO", str(err))
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    os.mkfifo(folder / "img_00001.jpg")
+    err = _within(30, lambda: video_io.decode_frame_folder(folder, [0]))
+    assert isinstance(err, VideoReadError) and "img_00001.jpg" in str(err) and "FIFO" in str(err)
+
+
+@pytest.fixture(scope="module")
+def huge_frame(tmp_path_factory) -> Path:
+    """One 8000x8000 frame of one colour, H.264 written by the ffmpeg command (about 200 KB on disk)."""
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("the ffmpeg command is not installed")
+    path = tmp_path_factory.mktemp("huge") / "huge.mp4"
+    args = ["-f", "lavfi", "-i", "color=c=0x3366cc:s=8000x8000", "-frames:v", "1", "-c:v", "libx264"]
+    command = ["ffmpeg", "-hide_banner", "-loglevel", "error", *args, "-preset", "ultrafast", str(path)]
+    subprocess.run(command, check=True, capture_output=True)
+    return path
+
+
+@pytest.mark.slow  # writes and decodes an 8000x8000 frame: about 8 s on 2 shared cores
+def test_a_video_over_the_byte_budget_fails_before_allocating(huge_frame, monkeypatch):
+    info = read_video_info(huge_frame)
+    assert (info.width, info.height, info.num_frames) == (8000, 8000, 1)
+    views = dense_indices(1, 8, 32, num_clips=10).flatten()  # the paper's 10 clips: 80 frames, 14.3 GiB
+    with pytest.raises(VideoReadError, match=r"huge\.mp4.*80 frames of 8000x8000 would take 14\.3 GiB.*4\.0 GiB"):
+        decode_frames(huge_frame, views, info)
+    monkeypatch.setenv(video_io.MAX_BYTES_ENV, "1e8")  # one frame is 192 MB
+    with pytest.raises(VideoReadError, match=r"1 frames of 8000x8000 would take 183\.1 MiB.*95\.4 MiB"):
+        load_video(huge_frame)
+    frames = decode_frames(huge_frame, [0], info, max_bytes=200_000_000)  # an explicit budget wins
+    assert frames.shape == (1, 8000, 8000, 3)
+    assert torch.allclose(frames[0, ::1000, ::1000].float().mean((0, 1)), torch.tensor([51.0, 102, 204]), atol=3)
+
+
+def test_the_byte_budget_applies_to_frame_folders_and_is_checked(tmp_path, monkeypatch):
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for index in range(1, 4):
+        Image.fromarray(index_frames([index], height=480, width=640)[0]).save(folder / f"img_{index:05d}.jpg")
+    assert video_io.decode_frame_folder(folder, [0, 2]).shape == (2, 480, 640, 3)
+    with pytest.raises(VideoReadError, match=r"frames.*3 frames of 640x480 would take 2\.6 MiB"):
+        video_io.decode_frame_folder(folder, [0, 1, 2], max_bytes=2_000_000)
+    monkeypatch.setenv(video_io.MAX_BYTES_ENV, "lots")
+    with pytest.raises(ConfigError, match=r"TOKSHIFT_ZOO_MAX_VIDEO_BYTES='lots': expected a positive number"):
+        video_io.decode_frame_folder(folder, [0])
+
+
+def test_frame_threads_only_where_they_are_known_to_be_exact():
+    assert {codec: codecs.thread_type(codec) for codec in ("h264", "hevc", "vp9", "theora", "mpeg4", "mjpeg")} == {
+        "h264": "AUTO",
+        "hevc": "AUTO",
+        "vp9": "AUTO",
+        "theora": "SLICE",  # frame-threaded Theora races (issue 24); it has no slice threads: one thread
+        "mpeg4": "SLICE",
+        "mjpeg": "SLICE",
+    }

@@ -20,7 +20,15 @@ import av
 import numpy as np
 import torch
 
-__all__ = ["INDEX_BITS", "index_frames", "read_index", "write_video", "write_audio_only", "DEFAULT_CODECS"]
+__all__ = [
+    "INDEX_BITS",
+    "index_frames",
+    "read_index",
+    "write_video",
+    "write_audio_only",
+    "DEFAULT_CODECS",
+    "set_theora_picture_offset",
+]
 
 INDEX_BITS = 10  # frame indices up to 1023
 _GRID_ROWS, _GRID_COLS = 2, 5
@@ -150,3 +158,36 @@ def write_audio_only(path: str | os.PathLike, seconds: float = 0.5, rate: int = 
             container.mux(stream.encode(frame))
         container.mux(stream.encode(None))
     return path
+
+
+def _ogg_crc(page: bytes) -> int:
+    """Ogg's page checksum: CRC-32, polynomial 0x04C11DB7, not reflected, initial value and final xor 0."""
+    crc = 0
+    for byte in page:
+        crc ^= byte << 24
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x04C11DB7) if crc & 0x80000000 else crc << 1
+        crc &= 0xFFFFFFFF
+    return crc
+
+
+def set_theora_picture_offset(path: str | os.PathLike, x: int) -> None:
+    """Rewrite an Ogg Theora file's identification header to place the picture ``x`` pixels from the left of
+    the coded frame (the header's PICX; ffmpeg's libtheora encoder writes 0, other encoders may not), and the
+    checksum of the page that holds it. FFmpeg then outputs frames wider than the header's picture size: it
+    crops only as far left as keeps the planes aligned."""
+    data = bytearray(Path(path).read_bytes())
+    header = data.find(b"\x80theora")
+    page = data.rfind(b"OggS", 0, header)
+    if header < 0 or page < 0:
+        raise ValueError(f"{path}: no Theora identification header in an Ogg page")
+    picture_width = int.from_bytes(data[header + 14 : header + 17], "big")
+    coded_width = int.from_bytes(data[header + 10 : header + 12], "big") * 16
+    if picture_width + x > coded_width:
+        raise ValueError(f"{path}: a {picture_width}-pixel picture at {x} does not fit in {coded_width} pixels")
+    data[header + 20] = x  # PICX: after "\x80theora", 3 version bytes, FMBW, FMBH (16 bits) and PICW, PICH (24)
+    segments = data[page + 26]
+    end = page + 27 + segments + sum(data[page + 27 : page + 27 + segments])
+    data[page + 22 : page + 26] = bytes(4)
+    data[page + 22 : page + 26] = _ogg_crc(bytes(data[page:end])).to_bytes(4, "little")
+    Path(path).write_bytes(bytes(data))
