@@ -5,7 +5,9 @@
 - ``HEAD``/``GET /{org}/{repo}/resolve/{revision}/{path}``: ``X-Repo-Commit``, ``ETag`` (git blob sha1, or the
   sha256 for LFS files), ``X-Linked-Etag`` and ``X-Linked-Size`` for LFS files, ``Content-Length``, Range
   requests; 404 with ``X-Error-Code: RepoNotFound | RevisionNotFound | EntryNotFound``.
-- ``GET /api/models/{repo}[/revision/{revision}]`` (id, sha, siblings).
+- ``GET /api/models/{repo}[/revision/{revision}]`` (id, sha, siblings); ``GET /api/models/{repo}/tree/{revision}
+  [/{path}]`` (the files under ``path``, as one page: what ``list_repo_files`` and ``upload_folder``'s
+  ``delete_patterns`` read).
 - ``POST /api/repos/create``, ``POST /api/validate-yaml``, ``POST /api/models/{repo}/preupload/{revision}``,
   ``POST /{repo}.git/info/lfs/objects/batch`` (basic transfer), ``PUT`` of the LFS object, and
   ``POST /api/models/{repo}/commit/{revision}`` (ndjson: header, file, lfsFile, deletedFile).
@@ -39,11 +41,12 @@ class Fault:
 
     kind: ``tamper`` (one byte flipped, headers unchanged), ``truncate`` (half the file served as if complete),
     ``drop`` (the full length announced, half sent, connection closed), ``gone`` (like drop, then the whole
-    server stops).
+    server stops), ``trickle`` (the full length announced, then one byte every ``interval`` seconds).
     """
 
     kind: str
     times: int | None = None
+    interval: float = 0.5
 
 
 @dataclass
@@ -161,6 +164,12 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 self.connection.shutdown(socket.SHUT_RDWR)
             return
+        if fault is not None and fault.kind == "trickle":
+            for offset in range(len(body)):
+                self.wfile.write(body[offset : offset + 1])
+                self.wfile.flush()
+                time.sleep(fault.interval)
+            return
         for offset in range(0, len(body), 1 << 16):
             self.wfile.write(body[offset : offset + (1 << 16)])
             if owner.throttle:
@@ -272,6 +281,8 @@ class _HubHandler(_Handler):
         path = urlsplit(self.path).path
         if match := re.fullmatch(r"/([^/]+/[^/]+)/resolve/([^/]+)/(.+)", path):
             self._resolve(match.group(1), unquote(match.group(2)), unquote(match.group(3)))
+        elif match := re.fullmatch(r"/api/models/([^/]+/[^/]+)/tree/([^/]+)(?:/(.+))?", path):
+            self._tree(match.group(1), unquote(match.group(2)), unquote(match.group(3) or ""))
         elif match := re.fullmatch(r"/api/models/([^/]+/[^/]+)(?:/revision/([^/]+))?", path):
             self._model_info(match.group(1), unquote(match.group(2) or "main"))
         else:
@@ -316,6 +327,29 @@ class _HubHandler(_Handler):
         else:
             siblings = [{"rfilename": path} for path in sorted(tree)]
             self._json(200, {"id": repo_id, "modelId": repo_id, "sha": commit, "private": False, "siblings": siblings})
+
+    def _tree(self, repo_id: str, revision: str, folder: str) -> None:
+        with self.owner._lock:
+            repo = self.owner.repos.get(repo_id)
+            tree = None if repo is None else repo.commits.get(repo.branches.get(revision, revision))
+        if repo is None:
+            self._error(404, "RepoNotFound", "Repository not found")
+            return
+        if tree is None and revision == "main" and not repo.branches:  # a new repo: the hub's main is empty
+            tree = {}
+        if tree is None:
+            self._error(404, "RevisionNotFound", "Invalid rev id")
+            return
+        prefix = folder.strip("/") + "/" if folder.strip("/") else ""
+        entries = []
+        for path, entry in sorted(tree.items()):
+            if not path.startswith(prefix):
+                continue
+            item = {"type": "file", "path": path, "size": len(entry.data), "oid": entry.git_oid}
+            if entry.lfs:
+                item["lfs"] = {"oid": entry.sha256, "size": len(entry.data), "pointerSize": 134}
+            entries.append(item)
+        self._json(200, entries)
 
     def do_PUT(self) -> None:  # noqa: N802
         path = urlsplit(self.path).path

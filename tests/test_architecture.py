@@ -154,6 +154,7 @@ def test_one_error_family_each_also_the_builtin():
         errors.DownloadError: OSError,
         errors.NotCachedError: FileNotFoundError,
         errors.VideoError: ValueError,
+        errors.WriteError: OSError,
     }
     for cls, builtin in builtins.items():
         assert issubclass(cls, errors.TokShiftZooError) and issubclass(cls, builtin)

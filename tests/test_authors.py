@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -72,7 +73,7 @@ def test_first_load_from_a_mirror_folder_converts_pins_and_says_where_it_came_fr
     assert str(mirror / f"{ARCH}.pth") in model.load_report.source
     pins = json.loads((cache_folder() / "pins.json").read_text())
     converted = cache_folder() / f"{ARCH}.k400.safetensors"
-    assert pins == {"source": str(mirror / f"{ARCH}.pth"), "source_sha256": source,
+    assert pins == {"model": f"{ARCH}.k400", "source": str(mirror / f"{ARCH}.pth"), "source_sha256": source,
                     "converted_sha256": hashlib_sha256(converted)}  # fmt: skip
     assert sorted(p.name for p in cache_folder().iterdir()) == ["pins.json", converted.name]  # no source, no lock
 
@@ -177,14 +178,14 @@ def drive(release, hf_cache, monkeypatch):
     calls = {"listed": [], "downloaded": []}
     folder = {"files": ["README.txt", "log/train.log", f"{ARCH}_last.pth", f"{ARCH}_best.pth.tar"]}
 
-    def download_folder(id, output, quiet, skip_download):  # noqa: A002
+    def download_folder(id, output, quiet, skip_download, timeout):  # noqa: A002
         assert skip_download
         calls["listed"].append(id)
         if folder.get("refuse_listing"):
             raise gdown.exceptions.DownloadError("Failed to retrieve folder contents")
         return [_DriveFile(f"file{i}", path) for i, path in enumerate(folder["files"])]
 
-    def download(id, output, quiet):  # noqa: A002
+    def download(id, output, quiet, **limits):  # noqa: A002 - gdown's names; limits: timeout, progress, cancel
         calls["downloaded"].append(id)
         if folder.get("refuse"):
             raise gdown.exceptions.FileURLRetrievalError("Too many users have viewed or downloaded this file recently")
@@ -294,3 +295,131 @@ def test_full_size_release_download_command_then_torch_hub_offline(tmp_path, hf_
     x = torch.randn(1, 3, 2, 224, 224, generator=torch.Generator().manual_seed(0))  # 2 frames: any T runs
     with torch.no_grad():
         torch.testing.assert_close(model(x), authors_forward(state, x, num_heads=12), atol=1e-4, rtol=1e-4)
+
+
+# --- hostile mirrors and caches -----------------------------------------------------------------------------------
+
+
+def test_a_byte_flipped_in_transit_is_refused_nothing_converted_or_pinned_and_the_good_file_accepted_after(
+    release, file_server, monkeypatch, capsys
+):
+    file_server.add(f"{ARCH}.pth", (release / f"{ARCH}.pth").read_bytes())
+    monkeypatch.setenv(authors.MIRROR_ENV, f"{file_server.url}/files")
+    file_server.set_fault(f"{ARCH}.pth", Fault("tamper", times=1))  # one byte of the tensor data, headers unchanged
+    with pytest.raises(tokshift_zoo.WeightsError, match=r"damaged: .* does not match its CRC-32") as err:
+        tokshift_zoo.create_model(ARCH, pretrained=True, **SHAPES)
+    assert "\n" not in str(err.value) and f"{ARCH}.pth" in str(err.value)
+    assert sorted(p.name for p in cache_folder().iterdir()) == []
+    assert "pinned" not in capsys.readouterr().err  # nothing is said to be pinned that was refused
+
+    model = tokshift_zoo.create_model(ARCH, pretrained=True, **SHAPES).eval()
+    assert_authors_logits(model, release / f"{ARCH}.pth")
+    assert json.loads((cache_folder() / "pins.json").read_text())["source_sha256"] == hashlib_sha256(
+        release / f"{ARCH}.pth"
+    )
+
+
+OTHER = "tokshift_base16_224_16f"  # the same shapes as ARCH: weights alone cannot tell them apart
+
+
+def test_swapped_cache_folders_are_refused_not_loaded_as_verified(mirror):
+    (mirror / f"{OTHER}.pth").write_bytes((mirror / f"{ARCH}.pth").read_bytes())
+    torch.manual_seed(8)
+    save_authors_checkpoint(tokshift_zoo.create_model(OTHER, **SHAPES), mirror / f"{OTHER}.pth")
+    for name in (ARCH, OTHER):
+        tokshift_zoo.create_model(name, pretrained=True, **SHAPES)
+    root = authors.authors_cache_dir()
+    (root / ARCH).rename(root / "swap")
+    (root / OTHER).rename(root / ARCH)
+    (root / "swap").rename(root / OTHER)
+    for folder, was in ((root / ARCH, OTHER), (root / OTHER, ARCH)):  # each file under the other's name
+        (folder / f"{was}.k400.safetensors").rename(folder / f"{folder.name}.k400.safetensors")
+    with pytest.raises(tokshift_zoo.ChecksumError, match=rf"converted for {OTHER}.k400, not {ARCH}.k400"):
+        tokshift_zoo.create_model(ARCH, pretrained=True, **SHAPES)
+    assert not (root / ARCH / f"{ARCH}.k400.safetensors").exists()
+    # fetched again, it is ARCH's own release
+    assert_authors_logits(tokshift_zoo.create_model(ARCH, pretrained=True, **SHAPES).eval(), mirror / f"{ARCH}.pth")
+
+
+def test_a_pin_rewritten_beside_a_replaced_file_is_cross_checked_with_the_files_metadata(mirror, tmp_path):
+    from tokshift_zoo.convert import convert
+
+    tokshift_zoo.create_model(ARCH, pretrained=True, **SHAPES)
+    torch.manual_seed(9)
+    other = save_authors_checkpoint(tokshift_zoo.create_model(ARCH, **SHAPES), tmp_path / "other.pth")
+    converted = cache_folder() / f"{ARCH}.k400.safetensors"
+    result = convert(other, converted, ARCH, model_kwargs=SHAPES, require_classes=400)  # another release's weights
+    pins_file = cache_folder() / "pins.json"
+    pins = json.loads(pins_file.read_text())
+    pins_file.write_text(json.dumps(dict(pins, converted_sha256=result.sha256)))  # the pin made to match
+    with pytest.raises(tokshift_zoo.ChecksumError, match=r"its metadata names the source sha256 [0-9a-f]{64}, its pin"):
+        tokshift_zoo.create_model(ARCH, pretrained=True, **SHAPES)
+
+
+@pytest.mark.parametrize("broken", ["{not json", '["a list"]', '{"source": 1}'])
+def test_a_broken_pins_file_is_reported_and_replaced_by_a_fresh_check(mirror, monkeypatch, capsys, broken):
+    tokshift_zoo.create_model(ARCH, pretrained=True, **SHAPES)
+    (cache_folder() / "pins.json").write_text(broken)
+    capsys.readouterr()
+    model = tokshift_zoo.create_model(ARCH, pretrained=True, **SHAPES)  # not stuck until removed by hand
+    err = capsys.readouterr().err
+    assert "pins.json: " in err and "cannot vouch for the cached files" in err and "now pinned" in err
+    assert "pinned at this first download" in model.load_report.source
+    assert authors.read_pins(cache_folder())["converted_sha256"] == hashlib_sha256(
+        cache_folder() / f"{ARCH}.k400.safetensors"
+    )
+    (cache_folder() / "pins.json").write_text(broken)  # offline, it cannot be checked again: said so
+    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(tokshift_zoo.NotCachedError, match="HF_HUB_OFFLINE is set"):
+        tokshift_zoo.create_model(ARCH, pretrained=True, **SHAPES)
+
+
+@pytest.fixture
+def trickling_drive(release, file_server, hf_cache, monkeypatch):
+    """The Drive folder listed, and its file served by the real gdown from the loopback server, one byte every
+    0.2 s (gdown gets the zoo's timeout, progress callback and cancel event)."""
+    import gdown
+
+    data = (release / f"{ARCH}.pth").read_bytes()
+    url = file_server.add(f"{ARCH}.pth", data)
+    file_server.set_fault(f"{ARCH}.pth", Fault("trickle", times=1, interval=0.2))
+    real_download = gdown.download
+
+    def download_folder(id, output, quiet, skip_download, timeout):  # noqa: A002 - gdown's names
+        return [_DriveFile("file0", f"{ARCH}_best.pth")]
+
+    monkeypatch.setattr(gdown, "download_folder", download_folder)
+    monkeypatch.setattr(gdown, "download", lambda id, **kwargs: real_download(url=url, **kwargs))  # noqa: A006
+    monkeypatch.delenv(authors.MIRROR_ENV, raising=False)
+    return file_server
+
+
+@pytest.mark.parametrize(
+    ("limits", "message"),
+    [
+        ({"TOKSHIFT_ZOO_DOWNLOAD_STALL_S": "1.5", "TOKSHIFT_ZOO_DOWNLOAD_MIN_RATE": "1000000"}, "abandoned as stalled"),
+        ({"TOKSHIFT_ZOO_DOWNLOAD_DEADLINE_S": "1.5", "TOKSHIFT_ZOO_DOWNLOAD_MIN_RATE": "0"}, "1.5 s deadline"),
+    ],
+)
+def test_a_trickling_drive_download_is_abandoned_and_the_cache_lock_released(
+    trickling_drive, monkeypatch, limits, message
+):
+    for name, value in limits.items():
+        monkeypatch.setenv(name, value)
+    started = time.monotonic()
+    with pytest.raises(tokshift_zoo.DownloadError, match=f"{message}.*The partial file was removed"):
+        tokshift_zoo.create_model(ARCH, pretrained=True, **SHAPES)
+    assert time.monotonic() - started < 15
+    assert sorted(p.name for p in cache_folder().iterdir()) == []  # no lock, no partial file
+    model = tokshift_zoo.create_model(ARCH, pretrained=True, **SHAPES)  # the next call gets the file
+    assert "pinned at this first download" in model.load_report.source
+
+
+def test_a_trickling_http_mirror_is_abandoned_and_its_partial_file_removed(release, file_server, monkeypatch):
+    file_server.add(f"{ARCH}.pth", (release / f"{ARCH}.pth").read_bytes())
+    file_server.set_fault(f"{ARCH}.pth", Fault("trickle", times=1, interval=0.2))
+    monkeypatch.setenv(authors.MIRROR_ENV, f"{file_server.url}/files")
+    monkeypatch.setenv("TOKSHIFT_ZOO_DOWNLOAD_STALL_S", "1.5")
+    with pytest.raises(tokshift_zoo.DownloadError, match="abandoned as stalled.*The partial file was removed"):
+        tokshift_zoo.create_model(ARCH, pretrained=True, **SHAPES)
+    assert sorted(p.name for p in cache_folder().iterdir()) == []

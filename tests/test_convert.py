@@ -47,6 +47,15 @@ def test_authors_file_converts_and_loads_back_with_the_same_outputs(tiny_model, 
         torch.testing.assert_close(model(clip), tiny_model(clip), rtol=0, atol=0)
 
 
+def test_converting_the_same_file_twice_gives_the_same_bytes(tiny_model, tmp_path):
+    src = save_authors_checkpoint(tiny_model, tmp_path / "authors.pth")
+    hashes = {convert(src, tmp_path / f"out{i}.safetensors", ARCH, model_kwargs=MODEL_KWARGS).sha256 for i in range(4)}
+    assert len(hashes) == 1  # safetensors writes its metadata map in a random order; the zoo sorts it
+    header = (tmp_path / "out0.safetensors").read_bytes()
+    metadata = json.loads(header[8 : 8 + int.from_bytes(header[:8], "little")])["__metadata__"]
+    assert list(metadata) == sorted(metadata)
+
+
 def test_keys_it_cannot_place_are_refused_and_named(tiny_model, tmp_path):
     extra = {
         "module.base_model.transformer.encoder.layer.0.adapter.weight": torch.zeros(2),

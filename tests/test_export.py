@@ -3,9 +3,13 @@ with an artefact, the ONNX Runtime runner behind predict/evaluate, and the runti
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import struct
 import subprocess
 import sys
+import zipfile
 
 import pytest
 import torch
@@ -150,6 +154,95 @@ def test_pt2_round_trip_with_dynamic_batch_and_metadata(tiny, tmp_path):
     torch.testing.assert_close(model(clips), _eager(tiny, clips)[0], atol=1e-5, rtol=1e-4)
     with pytest.raises(ValueError, match="needs --format onnx"):
         export.export_model(tiny, tmp_path / "x.pt2", int8=True)
+
+
+@pytest.fixture(scope="module")
+def pt2(tiny, tmp_path_factory):
+    """The tiny model exported once to .pt2 (fixed shapes)."""
+    path = tmp_path_factory.mktemp("pt2") / "tiny.pt2"
+    export.export_model(tiny, path, check=False)
+    return path
+
+
+class _Touch:
+    """Unpickled, it creates ``path`` (what a hostile payload could do instead: anything)."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def _rewrite_pt2(src, dst, change):
+    """Copy a .pt2 member by member; ``change(name, data) -> data`` edits members (name below the root folder)."""
+    with zipfile.ZipFile(src) as old, zipfile.ZipFile(dst, "w", zipfile.ZIP_STORED) as new:
+        for info in old.infolist():
+            root, name = info.filename.split("/", 1)
+            new.writestr(info, change(name, old.read(info)))
+    return dst
+
+
+def _pickled(obj) -> bytes:
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("payload", ["weight marked use_pickle", "sample inputs", "legacy weights file"])
+def test_a_hostile_pt2_runs_no_code_its_metadata_reads_and_loading_is_refused(pt2, tmp_path, payload):
+    marker = tmp_path / "marker"
+    evil = _pickled(_Touch(marker))
+
+    def change(name, data):
+        if payload == "weight marked use_pickle" and name == "data/weights/model_weights_config.json":
+            config = json.loads(data)
+            config["config"]["model.cls_token"]["use_pickle"] = True
+            return json.dumps(config).encode()
+        if payload == "weight marked use_pickle" and name == "data/weights/" + _weight_file(pt2, "model.cls_token"):
+            return evil
+        if payload == "sample inputs" and name == "data/sample_inputs/model.pt":
+            return evil
+        return data
+
+    hostile = _rewrite_pt2(pt2, tmp_path / "hostile.pt2", change)
+    if payload == "legacy weights file":  # torch reads data/weights/model.pt (a pickle) before the new layout
+        with zipfile.ZipFile(hostile, "a") as archive:
+            root = archive.namelist()[0].split("/")[0]
+            archive.writestr(f"{root}/data/weights/model.pt", evil)
+
+    assert export.read_metadata(hostile)["model"] == export.read_metadata(pt2)["model"]
+    with pytest.raises(export.UnsafeArtefactError, match=r"hostile.pt2: refusing to load it: .*unpickle"):
+        export.load_artefact(hostile)
+    with pytest.raises(export.UnsafeArtefactError):
+        export.ExportedModel(hostile)
+    assert not marker.exists()
+    with contextlib.suppress(Exception):  # the payload is live: torch.export.load itself runs it
+        torch.export.load(hostile)
+    assert marker.exists()
+
+
+def _weight_file(pt2, fqn):
+    with zipfile.ZipFile(pt2) as archive:
+        name = next(n for n in archive.namelist() if n.endswith("data/weights/model_weights_config.json"))
+        return json.loads(archive.read(name))["config"][fqn]["path_name"]
+
+
+def test_a_pt2_rewritten_without_changes_still_loads_and_a_flipped_byte_is_refused(tiny, pt2, tmp_path):
+    copy = _rewrite_pt2(pt2, tmp_path / "copy.pt2", lambda name, data: data)
+    clips = torch.randn(1, 3, 8, 32, 32)
+    torch.testing.assert_close(export.load_artefact(copy)(clips), _eager(tiny, clips)[0], atol=1e-5, rtol=1e-4)
+    data = bytearray(pt2.read_bytes())
+    with zipfile.ZipFile(pt2) as archive:
+        info = next(i for i in archive.infolist() if i.filename.endswith("/" + _weight_file(pt2, "model.cls_token")))
+    name_len, extra_len = struct.unpack("<HH", data[info.header_offset + 26 : info.header_offset + 30])
+    data[info.header_offset + 30 + name_len + extra_len + 1] ^= 0xFF  # a byte of the weight's data
+    (tmp_path / "flipped.pt2").write_bytes(bytes(data))
+    with pytest.raises(tokshift_zoo.ConfigError, match=r"flipped.pt2: damaged: member .* does not match its CRC"):
+        export.load_artefact(tmp_path / "flipped.pt2")
+    (tmp_path / "plain.pt2").write_bytes(b"not a zip")
+    with pytest.raises(tokshift_zoo.ConfigError, match="plain.pt2: not a .pt2 archive"):
+        export.read_metadata(tmp_path / "plain.pt2")
 
 
 def test_pt2_with_dynamic_frames(tiny, tmp_path):

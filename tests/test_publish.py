@@ -23,7 +23,7 @@ import tokshift_zoo
 from tokshift_zoo.cli import main
 from tokshift_zoo.convert import ConversionError, publish
 from tokshift_zoo.errors import ChecksumError, ConfigError
-from tokshift_zoo.publish import read_run, stage_run
+from tokshift_zoo.publish import publish_run, read_run, stage_run
 from tokshift_zoo.weights import sha256_file
 
 pytestmark = pytest.mark.filterwarnings("ignore:Use 'content=<...>'")  # httpx, in huggingface_hub's LFS PUT
@@ -223,6 +223,13 @@ def test_convert_push_of_a_run_file_publishes_the_run(run, hub, tmp_path, capsys
     assert all(torch.equal(v, load_file(best)[k]) for k, v in load_file(dst).items())
     model = tokshift_zoo.load("hf-hub:org/conv", device="cpu")
     assert model.labels == CLASSES and model.pretrained_cfg["architecture"] == "tokshift_demo_motion"
+
+    # publishing again: training/ becomes this run's (an earlier run's file goes), the repo's other files stay
+    hub.commit("org/conv", {"training/config.yaml": b"lr: 9\n", "notes.md": b"mine\n"})
+    published = publish_run(run, "org/conv", dataset=DATASET)
+    files = set(hub.repos["org/conv"].commits[hub.repos["org/conv"].branches["main"]])
+    assert "training/config.yaml" not in files and "notes.md" in files and "training/metrics.jsonl" in files
+    assert published.files == sorted(files - {"notes.md"})
 
 
 @pytest.mark.slow

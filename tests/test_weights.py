@@ -11,6 +11,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -396,6 +397,30 @@ def test_url_complete_partial_file_gets_416_and_is_verified(file_server, tiny_mo
     assert not partial.exists()
 
 
+@pytest.mark.parametrize(
+    ("limits", "message"),
+    [
+        ({"TOKSHIFT_ZOO_DOWNLOAD_STALL_S": "1.5", "TOKSHIFT_ZOO_DOWNLOAD_MIN_RATE": "100"}, "abandoned as stalled"),
+        ({"TOKSHIFT_ZOO_DOWNLOAD_DEADLINE_S": "1.5", "TOKSHIFT_ZOO_DOWNLOAD_MIN_RATE": "0"}, "1.5 s deadline"),
+    ],
+)
+def test_url_trickling_server_is_abandoned_the_lock_released_and_the_next_call_resumes(
+    file_server, tiny_model, monkeypatch, limits, message
+):
+    for name, value in limits.items():
+        monkeypatch.setenv(name, value)
+    data = safetensors_bytes(tiny_model)
+    url = file_server.add("tiny.safetensors", data)
+    file_server.set_fault("tiny.safetensors", Fault("trickle", times=1, interval=0.2))  # 5 bytes/s, never silent
+    started = time.monotonic()
+    with pytest.raises(DownloadError, match=f"{message}.* is kept; the next call resumes it"):
+        weights.fetch_url(url, sha256=sha256(data))
+    assert time.monotonic() - started < 10
+    folder = weights.url_cache_dir() / sha256(data)
+    assert [p.name for p in folder.iterdir()] == ["tiny.safetensors.incomplete"]  # no lock left held
+    assert weights.fetch_url(url, sha256=sha256(data)).path.read_bytes() == data
+
+
 def test_url_server_gone_mid_transfer_and_404(file_server, tiny_model):
     data = safetensors_bytes(tiny_model)
     url = file_server.add("tiny.safetensors", data)
@@ -566,3 +591,90 @@ def test_no_network_fails_at_the_first_connection_error_with_the_offline_hint(hf
         tokshift_zoo.create_model("tokshift_base16_224_8f.in21k", pretrained=True, **TINY_ARGS)
     assert "timm/vit_base_patch16_224.orig_in21k/model.safetensors@main" in str(err.value)
     assert "Retrying" not in caplog.text
+
+
+# --- hostile local files: one-line errors of the zoo's family, nothing built or unpickled -----------------------
+
+
+def _lying_headers(good: bytes) -> dict[str, bytes]:
+    length = int.from_bytes(good[:8], "little")
+    header = json.loads(good[8 : 8 + length])
+    name = next(k for k in header if k != "__metadata__")
+    beyond = dict(header, **{name: dict(header[name], data_offsets=[0, 1 << 40])})
+    beyond_text = json.dumps(beyond).encode()
+    return {
+        "length beyond the file": (1 << 40).to_bytes(8, "little") + good[8:],
+        "header not JSON": length.to_bytes(8, "little") + b"[" + good[9:],
+        "offsets beyond the data": len(beyond_text).to_bytes(8, "little") + beyond_text + good[8 + length :],
+        "empty file": b"",
+    }
+
+
+@pytest.mark.parametrize("lie", ["length beyond the file", "header not JSON", "offsets beyond the data", "empty file"])
+def test_a_safetensors_header_that_lies_is_a_one_line_weights_error(tiny_model, tmp_path, lie):
+    path = tmp_path / "lying.safetensors"
+    path.write_bytes(_lying_headers(safetensors_bytes(tiny_model))[lie])
+    for read in (weights.load_state_dict_file, weights.read_safetensors_metadata):
+        with pytest.raises(tokshift_zoo.WeightsError, match=r"lying.safetensors: not a valid safetensors file") as err:
+            read(path)
+        assert "\n" not in str(err.value)
+    with pytest.raises(tokshift_zoo.WeightsError, match="lying.safetensors"):
+        tokshift_zoo.create_model(ARCH, checkpoint_path=path, **TINY_ARGS)
+
+
+class _NotATensor:
+    """A Python object in a torch file: the zoo must refuse it, not pass on torch's advice to unpickle it."""
+
+
+def test_a_torch_file_with_python_objects_is_refused_without_torchs_weights_only_false_advice(tmp_path):
+    path = tmp_path / "objects.pth"
+    torch.save({"state_dict": {}, "extra": _NotATensor()}, path)
+    with pytest.raises(tokshift_zoo.WeightsError) as err:
+        weights.load_state_dict_file(path)
+    message = str(err.value)
+    assert message.startswith(f"{path}: not a plain tensor checkpoint: it holds a Python object of type ")
+    assert "_NotATensor" in message and "reads only weights" in message and "\n" not in message
+    assert "weights_only=False" not in message and "weights_only` set to `False" not in message
+
+
+def test_a_non_jax_npz_is_a_one_line_weights_error(tiny_model, tmp_path):
+    import numpy as np
+
+    path = tmp_path / "features.npz"
+    np.savez(path, features=np.zeros((4, 8), np.float32), labels=np.arange(4))
+    with pytest.raises(tokshift_zoo.WeightsError, match=r"features.npz: not a Google ViT \(JAX\) .npz: .*'features'"):
+        weights.load_weights_file(tiny_model, path)
+    path.write_bytes(b"PK\x03\x04 not really a zip")
+    with pytest.raises(tokshift_zoo.WeightsError, match=r"features.npz: not a NumPy .npz archive"):
+        weights.load_weights_file(tiny_model, path)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "named"),
+    [
+        ({"depth": 200000}, "depth=200000"),
+        ({"img_size": 2000000}, "img_size=2000000"),
+        ({"img_size": [224, 2000000]}, "img_size=[224, 2000000]"),
+        ({"embed_dim": 10**9}, "embed_dim=1000000000"),
+        ({"num_frames": -3}, "num_frames=-3"),
+        ({"patch_size": 0}, "patch_size=0"),
+        ({"depth": "12"}, "depth=12"),
+        ({"img_size": 4096, "patch_size": 1}, "16777216 patches per frame"),
+    ],
+)
+def test_model_kwargs_from_a_file_out_of_bounds_are_refused_before_any_allocation(tiny_model, tmp_path, kwargs, named):
+    path = tmp_path / "huge.safetensors"
+    metadata = {"architecture": ARCH, "model_kwargs": json.dumps(dict(TINY_ARGS, **kwargs))}
+    path.write_bytes(save({k: v.contiguous() for k, v in tiny_model.state_dict().items()}, metadata=metadata))
+    started = time.perf_counter()
+    with pytest.raises(tokshift_zoo.WeightsError, match=rf"huge.safetensors: model_kwargs .*{re.escape(named)}"):
+        tokshift_zoo.create_model(None, checkpoint_path=path)
+    assert time.perf_counter() - started < 5  # refused, not built
+
+
+def test_the_registry_sizes_pass_the_model_kwargs_bounds():
+    from tokshift_zoo.models.checkpoints import check_model_kwargs
+
+    for kwargs in ({"img_size": 384, "patch_size": 16, "embed_dim": 1024, "depth": 24, "num_heads": 16},
+                   {"img_size": (224, 320), "num_frames": 16, "num_classes": 0, "mlp_ratio": 4.0}):  # fmt: skip
+        assert check_model_kwargs(kwargs, "f") is kwargs

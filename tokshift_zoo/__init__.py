@@ -23,6 +23,7 @@ from .errors import (
     TokShiftZooError,
     VideoError,
     WeightsError,
+    WriteError,
 )
 
 try:
@@ -57,6 +58,7 @@ __all__ = [
     "DownloadError",
     "NotCachedError",
     "VideoError",
+    "WriteError",
     "__version__",
 ]
 

@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import re
+import struct
 import tempfile
 from dataclasses import dataclass
 from functools import cache
@@ -49,6 +50,7 @@ __all__ = [
     "detect_architecture",
     "hub_config",
     "publish",
+    "save_reproducible",
 ]
 
 _logger = logging.getLogger(__name__)
@@ -249,7 +251,7 @@ def convert(
             metadata[f"source_{key}"] = str(value.item() if isinstance(value, torch.Tensor) else value)
     tensors = {k: mapped[k].detach().contiguous() for k in own}
     dst.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(dst, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
+    atomic_write(dst, lambda tmp: save_reproducible(tensors, tmp, metadata))
     sha256 = sha256_file(dst)
     _logger.info("converted %s (sha256 %s) -> %s (%s, sha256 %s)", src, source_sha256, dst, model_name, sha256)
     return Converted(dst, model_name, model_kwargs, tag, sha256, source_sha256)
@@ -267,10 +269,32 @@ def _copy_training_output(src: Path, dst: Path, model_name: str | None) -> Conve
     source_sha256 = sha256_file(src)
     metadata.update(source_file=src.name, source_sha256=source_sha256)
     dst.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(dst, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
+    atomic_write(dst, lambda tmp: save_reproducible(tensors, tmp, metadata))
     tag = str(decoded["pretrained_cfg"].get("tag") or "")
     kwargs = dict(decoded.get("model_kwargs") or {})
     return Converted(dst, decoded["architecture"], kwargs, tag, sha256_file(dst), source_sha256)
+
+
+def save_reproducible(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str]) -> None:
+    """``safetensors.torch.save_file`` with the header in sorted order, so the same tensors and metadata always
+    give the same bytes (safetensors writes its metadata map in a random order each run).
+
+    The header is rewritten in place: the same keys and values sorted take as many bytes (safetensors pads the
+    header with spaces, which it allows).
+    """
+    save_file(tensors, str(path), metadata=metadata)
+    with open(path, "r+b") as f:
+        (length,) = struct.unpack("<Q", f.read(8))
+        header = json.loads(f.read(length))
+        metadata = dict(sorted(header.pop("__metadata__", {}).items()))
+        header = {"__metadata__": metadata, **dict(sorted(header.items()))}
+        text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode()
+        if len(text) > length:
+            raise ConversionError(
+                f"{path}: the sorted safetensors header does not fit in place ({len(text)} > {length})"
+            )
+        f.seek(8)
+        f.write(text.ljust(length))
 
 
 def _read_metadata(path: Path) -> dict[str, str]:

@@ -16,6 +16,7 @@ __all__ = [
     "DownloadError",
     "NotCachedError",
     "VideoError",
+    "WriteError",
 ]
 
 
@@ -49,3 +50,7 @@ class NotCachedError(DownloadError, FileNotFoundError):
 
 class VideoError(TokShiftZooError, ValueError):
     """A video (file or frame folder) that cannot be read."""
+
+
+class WriteError(TokShiftZooError, OSError):
+    """A file could not be written (the disk is full, the folder is read-only); nothing half-written was left."""

@@ -20,11 +20,14 @@ import contextlib
 import copy
 import dataclasses
 import importlib
+import io
 import json
 import logging
 import os
+import re
 import tempfile
 import time
+import zipfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -45,8 +48,10 @@ __all__ = [
     "ExportedModel",
     "LogitsAndEmbedding",
     "OnnxRuntimeModel",
+    "UnsafeArtefactError",
     "artefact_metadata",
     "check_artefact",
+    "check_pt2_archive",
     "export_model",
     "load_artefact",
     "read_metadata",
@@ -146,23 +151,117 @@ def _metadata_config(metadata: dict[str, Any]) -> DataConfig:
 
 
 def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
-    """The metadata of an ``.onnx`` or ``.pt2`` artefact (see ``artefact_metadata``).
+    """The metadata of an ``.onnx`` or ``.pt2`` artefact (see ``artefact_metadata``), read without running or
+    unpickling anything: a ``.pt2`` is a zip archive whose ``extra/tokshift_zoo.json`` member is read as text.
 
     Raises:
         ConfigError: (a ValueError) the file is not an artefact written by ``export_model``.
     """
     path = Path(path)
     if _format_of(path) == "pt2":
-        extra = {METADATA_FILE: ""}
-        torch.export.load(path, extra_files=extra)
-        text = extra[METADATA_FILE]
+        text = _pt2_extra_file(path, METADATA_FILE)
     else:
         onnx = require("onnx")
         props = {p.key: p.value for p in onnx.load(path, load_external_data=False).metadata_props}
         text = props.get("tokshift_zoo", "")
     if not text:
         raise ConfigError(f"{path}: no tokshift_zoo metadata; expected an artefact written by `tokshift-zoo export`")
-    return json.loads(text)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"{path}: its tokshift_zoo metadata is not JSON ({err})") from err
+
+
+# --- .pt2 archives: what torch.export.load would unpickle -------------------------------------------------------
+
+# the members torch.export.save writes for one program without pickled payloads, under the archive's root folder;
+# any other (legacy .pt weights, AOTInductor libraries, custom or opaque objects, ...) is refused
+_PT2_MEMBERS = re.compile(
+    r"archive_format|archive_version|byteorder|\.data/version|\.data/serialization_id|models/model\.json"
+    r"|data/weights/(weight_\d+|model_weights_config\.json)|data/constants/(tensor_\d+|model_constants_config\.json)"
+    r"|data/sample_inputs/model\.pt|extra/[\w.-]+"
+)
+_PT2_CONFIGS = ("data/weights/model_weights_config.json", "data/constants/model_constants_config.json")
+
+
+class UnsafeArtefactError(ConfigError):
+    """A ``.pt2`` that ``torch.export.load`` would unpickle (and so could run code from); it was not loaded."""
+
+
+def _pt2_members(path: Path) -> tuple[zipfile.ZipFile, str]:
+    """The archive open for reading and its root folder (``torch.export.save`` puts every member under one)."""
+    try:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as err:
+        raise ConfigError(f"{path}: not a .pt2 archive (torch.export.save writes a zip file): {err}") from err
+    roots = {name.split("/", 1)[0] for name in archive.namelist()}
+    if len(roots) != 1:
+        archive.close()
+        raise ConfigError(f"{path}: not a .pt2 archive (expected one root folder, found {sorted(roots)[:5]})")
+    return archive, roots.pop()
+
+
+def _pt2_extra_file(path: Path, name: str) -> str:
+    """The text of an extra file of a ``.pt2`` (``extra_files`` of ``torch.export.save``); empty when absent."""
+    archive, root = _pt2_members(path)
+    with archive:
+        member = f"{root}/extra/{name}"
+        if member not in archive.namelist():
+            return ""
+        try:
+            return archive.read(member).decode("utf-8")
+        except (zipfile.BadZipFile, UnicodeDecodeError) as err:  # a CRC that does not match, or not text
+            raise ConfigError(f"{path}: its {name} is damaged ({err})") from err
+
+
+def check_pt2_archive(path: str | os.PathLike) -> None:
+    """Refuse a ``.pt2`` from which ``torch.export.load`` would unpickle anything (pickle can run any code).
+
+    Checked before loading, on the zip archive itself: every member is one ``torch.export.save`` writes for
+    plain tensors (no legacy ``.pt`` payloads, AOTInductor libraries, custom or opaque objects); no weight or
+    constant is marked ``use_pickle``; every member's CRC matches; and the sample inputs load with
+    ``weights_only=True`` (torch retries them with ``weights_only=False`` otherwise).
+
+    Raises:
+        UnsafeArtefactError: (a ConfigError) the first such payload found, by name.
+        ConfigError: the file is not a ``.pt2`` archive, or it is damaged.
+    """
+    path = Path(path)
+    archive, root = _pt2_members(path)
+
+    def refuse(what: str) -> UnsafeArtefactError:
+        return UnsafeArtefactError(
+            f"{path}: refusing to load it: {what}, which torch.export.load would unpickle, and unpickling can run "
+            "any code. Artefacts written by `tokshift-zoo export` hold plain tensors only; re-export the model, "
+            "or load the file yourself with torch.export.load only if you trust whoever wrote it."
+        )
+
+    with archive:
+        names = [name.split("/", 1)[1] for name in archive.namelist() if not name.endswith("/")]
+        for name in names:
+            if not _PT2_MEMBERS.fullmatch(name):
+                raise refuse(f"it holds {name!r}, a member that is not a plain tensor")
+        try:
+            damaged = archive.testzip()
+        except (zipfile.BadZipFile, OSError, EOFError) as err:
+            damaged = f"({err})"
+        if damaged is not None:
+            raise ConfigError(f"{path}: damaged: member {damaged} does not match its CRC")
+        for config_name in _PT2_CONFIGS:
+            if config_name not in names:
+                continue
+            try:
+                payloads = json.loads(archive.read(f"{root}/{config_name}"))["config"]
+            except (ValueError, KeyError, TypeError) as err:
+                raise ConfigError(f"{path}: {config_name} is not torch.export's payload config ({err})") from err
+            for fqn, meta in payloads.items():
+                if not isinstance(meta, dict) or meta.get("use_pickle") is not False:
+                    raise refuse(f"its payload {fqn!r} is marked as pickled (use_pickle)")
+        if "data/sample_inputs/model.pt" in names:
+            try:
+                torch.load(io.BytesIO(archive.read(f"{root}/data/sample_inputs/model.pt")), weights_only=True)
+            except Exception as err:  # noqa: BLE001 - any failure means torch would retry with full unpickling
+                raise refuse("its sample inputs are not plain tensors") from err
 
 
 def _format_of(path: Path, fmt: str | None = None) -> str:
@@ -449,6 +548,7 @@ class ExportedModel(_ArtefactModel):
     """A ``.pt2`` artefact (``torch.export``) run by PyTorch, with the interface ``predict`` and ``evaluate`` use."""
 
     def __init__(self, path: str | os.PathLike) -> None:
+        check_pt2_archive(path)  # torch.export.load unpickles what it finds: look first
         extra = {METADATA_FILE: ""}
         program = torch.export.load(path, extra_files=extra)
         if not extra[METADATA_FILE]:
@@ -464,7 +564,15 @@ class ExportedModel(_ArtefactModel):
 
 
 def load_artefact(path: str | os.PathLike, threads: int | None = None) -> _ArtefactModel:
-    """An ``.onnx`` (ONNX Runtime) or ``.pt2`` (PyTorch) artefact, ready for ``predict`` / ``evaluate``."""
+    """An ``.onnx`` (ONNX Runtime) or ``.pt2`` (PyTorch) artefact, ready for ``predict`` / ``evaluate``.
+
+    A ``.pt2`` is checked first (``check_pt2_archive``): one holding any pickled payload is refused, so a file
+    from elsewhere runs no code while loading. (Its graph then runs PyTorch operators only, as ONNX Runtime runs
+    an ``.onnx``'s.)
+
+    Raises:
+        UnsafeArtefactError: a ``.pt2`` that holds pickled payloads.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such artefact (expected an .onnx or .pt2 file)")

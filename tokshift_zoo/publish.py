@@ -385,7 +385,8 @@ def publish_run(
     """Publish a fine-tuned model with its run: weights, timm config, preprocessing, recipe, figures and card.
 
     The upload set is staged (``stage_run``), then committed to ``main`` of ``repo_id`` (created if needed) in
-    one commit with huggingface_hub's ``upload_folder``; the endpoint and token are huggingface_hub's
+    one commit with huggingface_hub's ``upload_folder``, which replaces the files an earlier publish wrote
+    (other files in the repo stay; ``training/`` is replaced whole); the endpoint and token are huggingface_hub's
     (``HF_ENDPOINT``, ``HF_TOKEN`` or ``hf auth login``). Afterwards, on any machine with the package,
     ``timm.create_model(f"hf-hub:{repo_id}", pretrained=True)`` and ``tokshift_zoo.load(f"hf-hub:{repo_id}")``
     give the run's logits and class names.
@@ -414,6 +415,7 @@ def publish_run(
         info = api.upload_folder(
             repo_id=repo_id,
             folder_path=staged,
+            delete_patterns=f"{TRAINING_DIR}/*",  # training/ is this run's: files an earlier publish put there go
             commit_message=commit_message or f"Add a TokShift model fine-tuned on {dataset} (tokshift-zoo)",
         )
     _logger.info("published %s to %s: %s", run, repo_id, info.commit_url)

@@ -17,7 +17,7 @@ from torch import nn
 
 from ..errors import WeightsError
 
-__all__ = ["adapt_input_channels", "checkpoint_filter_fn"]
+__all__ = ["MODEL_KWARG_LIMITS", "adapt_input_channels", "check_model_kwargs", "checkpoint_filter_fn"]
 
 _AUTHORS_PREFIX = "transformer."
 _AUTHORS_BLOCK_NAMES = {
@@ -27,6 +27,67 @@ _AUTHORS_BLOCK_NAMES = {
     "ffn.fc1": "mlp.fc1",
     "ffn.fc2": "mlp.fc2",
 }
+
+
+# builder arguments that size the model, with the most a file may ask for: generous beyond any ViT trained (ViT-22B:
+# width 6144, 48 blocks, 48 heads), far below what would exhaust memory before an error could say why
+MODEL_KWARG_LIMITS: dict[str, tuple[type, float, float]] = {
+    "depth": (int, 1, 256),
+    "embed_dim": (int, 1, 16384),
+    "num_heads": (int, 1, 1024),
+    "patch_size": (int, 1, 1024),
+    "img_size": (int, 1, 4096),
+    "in_chans": (int, 1, 64),
+    "num_classes": (int, 0, 1_000_000),
+    "num_frames": (int, 1, 1024),
+    "fold_div": (int, 0, 16384),
+    "mlp_ratio": (float, 0.0, 64.0),
+}
+_MAX_TOKENS = 65536  # patches per frame: a 4096x4096 frame in 16x16 patches
+
+
+def check_model_kwargs(kwargs: Any, source: Any) -> dict[str, Any]:
+    """Refuse builder arguments read from a file (a checkpoint's metadata) that no model could have, before any
+    memory is allocated: each sizing argument must be a number within ``MODEL_KWARG_LIMITS`` (``img_size`` and
+    ``patch_size`` also as a pair), with at most 65536 patches per frame where both are given.
+
+    Args:
+        kwargs: the ``model_kwargs`` found in the file.
+        source: the file, named in the error.
+
+    Returns:
+        ``kwargs``, unchanged.
+
+    Raises:
+        WeightsError: not a dict, or an argument out of range or of the wrong type (named, with its limits).
+    """
+    if not isinstance(kwargs, dict):
+        raise WeightsError(f"{source}: model_kwargs in its metadata must be a JSON object, got {str(kwargs)[:100]}")
+    for key, (kind, low, high) in MODEL_KWARG_LIMITS.items():
+        if key not in kwargs:
+            continue
+        value = kwargs[key]
+        values = value if key in ("img_size", "patch_size") and isinstance(value, list | tuple) else [value]
+        for item in values:
+            number_ok = isinstance(item, int | float) if kind is float else isinstance(item, int)
+            if isinstance(item, bool) or not number_ok or not low <= item <= high or len(values) > 2:
+                kind_name = "an integer" if kind is int else "a number"
+                raise WeightsError(
+                    f"{source}: model_kwargs {key}={str(value)[:60]} in its metadata is out of bounds: expected "
+                    f"{kind_name} from {low:g} to {high:g}. Refusing to build a model from it."
+                )
+    if "img_size" not in kwargs or "patch_size" not in kwargs:  # the builder's own default fits
+        return kwargs
+    img, patch = kwargs["img_size"], kwargs["patch_size"]
+    img = img if isinstance(img, list | tuple) else (img, img)
+    patch = patch if isinstance(patch, list | tuple) else (patch, patch)
+    tokens = (img[0] // patch[0]) * (img[-1] // patch[-1])
+    if tokens > _MAX_TOKENS:
+        raise WeightsError(
+            f"{source}: model_kwargs img_size={kwargs.get('img_size')}, patch_size={kwargs.get('patch_size')} "
+            f"give {tokens} patches per frame, more than {_MAX_TOKENS}. Refusing to build a model from it."
+        )
+    return kwargs
 
 
 def _strip_wrappers(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

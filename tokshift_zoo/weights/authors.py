@@ -19,11 +19,14 @@ so every file kept in the cache is covered by a pin.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import shutil
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,10 +34,11 @@ from huggingface_hub import constants as hf_constants
 from tqdm.auto import tqdm
 
 from ..atomic import atomic_write
-from ..errors import ChecksumError, DownloadError, NotCachedError
+from ..errors import ChecksumError, DownloadError, NotCachedError, WeightsError
 from ..models.registry import get_entry
+from .local import check_zip_crcs, read_safetensors_metadata
 from .pins import Fetched, cache_lock, sha256_file
-from .url import http_download, zoo_cache_root
+from .url import DownloadLimits, TransferWatch, http_download, zoo_cache_root
 
 __all__ = ["MIRROR_ENV", "authors_cache_dir", "fetch_authors_release", "pick_checkpoint", "read_pins"]
 
@@ -46,6 +50,8 @@ _CHECKPOINT_SUFFIXES = (".pth.tar", ".pth", ".pt")
 # builder arguments that change the weights' shapes; the others (frames, shift, image size: the position
 # embedding is resampled when loading) leave the release loadable as it is
 _SHAPE_KWARGS = ("embed_dim", "depth", "num_heads", "patch_size", "mlp_ratio")
+_PIN_KEYS = ("source", "source_sha256", "converted_sha256")
+_GDOWN_CHUNK = 512 * 1024  # gdown reports progress once per chunk of this size
 
 
 def authors_cache_dir(cache_dir: str | os.PathLike | None = None) -> Path:
@@ -54,9 +60,37 @@ def authors_cache_dir(cache_dir: str | os.PathLike | None = None) -> Path:
 
 
 def read_pins(folder: Path) -> dict[str, Any]:
-    """The pins of a model's cache folder (empty before the first download)."""
+    """The pins of a model's cache folder (empty before the first download).
+
+    Raises:
+        ChecksumError: ``pins.json`` is not the JSON object the zoo writes (``_pins_or_fresh`` recovers).
+    """
     path = folder / "pins.json"
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    if not path.is_file():
+        return {}
+    try:
+        pins = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, OSError) as err:
+        raise ChecksumError(f"{path}: not valid JSON ({err})") from err
+    if not isinstance(pins, dict) or not all(isinstance(pins.get(k), str) for k in _PIN_KEYS):
+        raise ChecksumError(f"{path}: expected a JSON object with {', '.join(_PIN_KEYS)}, got {str(pins)[:200]}")
+    return pins
+
+
+def _pins_or_fresh(folder: Path, converted: Path) -> dict[str, Any]:
+    """The folder's pins; a broken ``pins.json`` is reported and removed with the file it covered (neither can be
+    trusted any more), so this call starts again as a first download, instead of failing until removed by hand."""
+    try:
+        return read_pins(folder)
+    except ChecksumError as err:
+        print(
+            f"{err}. It cannot vouch for the cached files: removed them; the weights are fetched, checked and "
+            "pinned again.",
+            file=sys.stderr,
+        )
+        (folder / "pins.json").unlink(missing_ok=True)
+        converted.unlink(missing_ok=True)
+        return {}
 
 
 def _drive_url(folder_id: str) -> str:
@@ -94,7 +128,7 @@ def _from_mirror(name: str, mirror: str, workdir: Path) -> tuple[Path, str]:
     if mirror.startswith(("http://", "https://")):
         url = f"{mirror.rstrip('/')}/{name}.pth"
         partial = workdir / f"{name}.pth.incomplete"
-        http_download(url, partial)
+        http_download(url, partial, keep_partial=False)  # the work folder goes: nothing to resume
         return partial.rename(workdir / f"{name}.pth"), url
     path = Path(mirror).expanduser() / f"{name}.pth"
     if not path.is_file():
@@ -105,6 +139,7 @@ def _from_mirror(name: str, mirror: str, workdir: Path) -> tuple[Path, str]:
 def _from_drive(name: str, folder_id: str, workdir: Path) -> tuple[Path, str]:
     """(the release file, its Drive URL): the folder listed with gdown, the checkpoint picked and downloaded."""
     import gdown
+    from gdown.exceptions import DownloadCancelled
     from gdown.exceptions import DownloadError as GdownError
 
     folder_url = _drive_url(folder_id)
@@ -120,8 +155,12 @@ def _from_drive(name: str, folder_id: str, workdir: Path) -> tuple[Path, str]:
             f"downloads (quota, 'too many users'); try later, or use a mirror. {_manual_route(name, folder_id)}"
         )
 
+    limits = DownloadLimits.from_env()
+    timeout = (limits.connect_s, min(limits.connect_s, limits.stall_s))
     try:
-        listing = gdown.download_folder(id=folder_id, output=str(workdir), quiet=True, skip_download=True)
+        listing = gdown.download_folder(
+            id=folder_id, output=str(workdir), quiet=True, skip_download=True, timeout=timeout
+        )
     except (GdownError, OSError, ValueError) as err:  # quota, moved or private folder, network
         raise refused(err) from err
     if not listing:
@@ -133,10 +172,23 @@ def _from_drive(name: str, folder_id: str, workdir: Path) -> tuple[Path, str]:
     file = next(f for f in listing if f.path == chosen)
     target = workdir / f"{name}.pth.incomplete"
     print(f"downloading {name} from the authors' Google Drive: {chosen}", file=sys.stderr)
-    try:
-        gdown.download(id=file.id, output=str(target), quiet=False)
-    except (GdownError, OSError, ValueError) as err:
-        raise refused(err) from err
+    # gdown counts progress per 512 KiB chunk: the stall window spans at least one chunk at the least rate
+    window = max(limits.stall_s, _GDOWN_CHUNK / limits.min_rate if limits.min_rate > 0 else 0)
+    watch = TransferWatch(f"download of {name} from {folder_url} ({chosen})", limits, window_s=window)
+    with _watchdog(watch) as cancel:
+        try:
+            gdown.download(
+                id=file.id,
+                output=str(target),
+                quiet=False,
+                timeout=timeout,
+                progress=lambda done, _total: watch.add(done - watch.received),
+                cancel=cancel,
+            )
+        except DownloadCancelled:
+            raise DownloadError(f"{watch.error}. The partial file was removed.") from None
+        except (GdownError, OSError, ValueError) as err:
+            raise refused(err) from err
     if not target.is_file() or target.stat().st_size == 0:
         raise refused("nothing was received")
     return target.rename(workdir / f"{name}.pth"), f"{folder_url} ({chosen})"
@@ -172,18 +224,64 @@ def _gist(err: Exception | str, limit: int = 120) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _verified_cached(converted: Path, pins: dict[str, Any]) -> Fetched:
-    """The converted file, checked against its pin; a file that does not match is removed and refused."""
+@contextlib.contextmanager
+def _watchdog(watch: TransferWatch, every_s: float = 0.2) -> Iterator[threading.Event]:
+    """An event that a thread sets once ``watch`` fails (deadline passed, stalled), its error in ``watch.error``:
+    gdown's ``cancel``, which interrupts a read that a trickling server keeps from timing out."""
+    cancel, done = threading.Event(), threading.Event()
+
+    def run() -> None:
+        while not done.wait(every_s):
+            if (error := watch.failure()) is not None:
+                watch.error = error
+                cancel.set()
+                return
+
+    thread = threading.Thread(target=run, name="tokshift-zoo download watchdog", daemon=True)
+    thread.start()
+    try:
+        yield cancel
+    finally:
+        done.set()
+        thread.join()
+
+
+def _verified_cached(name: str, converted: Path, pins: dict[str, Any]) -> Fetched:
+    """The converted file, checked against its pins and its own metadata; a file that does not match is removed
+    and refused.
+
+    Three things must agree: the file's sha256 with ``converted_sha256``; the model and tag it was converted for
+    (its metadata) with ``name`` and ``k400`` (a folder copied or swapped from another model fails here, even
+    where the shapes match); the source sha256 in its metadata with ``source_sha256``.
+    """
     expected = pins.get("converted_sha256")
     actual = sha256_file(converted)
     if actual != expected:
-        converted.unlink(missing_ok=True)
         pin = f"the pin {expected}" if expected else "no pin"
-        raise ChecksumError(
-            f"{converted}: sha256 {actual} does not match {pin} written at the first download "
-            f"({converted.parent / 'pins.json'}). The file was removed; a later call downloads and converts again."
+        problem = (
+            f"sha256 {actual} does not match {pin} written at the first download ({converted.parent / 'pins.json'})"
         )
-    return Fetched(converted, pins["source"], sha256=actual, verified_by="cache pin of the first download")
+    else:
+        try:
+            metadata = read_safetensors_metadata(converted)
+        except WeightsError as err:
+            metadata = {"error": str(err)}
+        made_for = f"{metadata.get('architecture')}.{metadata.get('tag')}"
+        if made_for != f"{name}.{_TAG}" or pins.get("model", made_for) != made_for:
+            problem = f"it was converted for {made_for}, not {name}.{_TAG} (a cache folder copied or swapped?)"
+        elif metadata.get("source_sha256") != pins.get("source_sha256"):
+            problem = (
+                f"its metadata names the source sha256 {metadata.get('source_sha256')}, its pin "
+                f"{pins.get('source_sha256')}"
+            )
+        else:
+            return Fetched(converted, pins["source"], sha256=actual, verified_by="cache pin of the first download")
+    converted.unlink(missing_ok=True)
+    removed = "The file was removed"
+    if pins.get("model", f"{name}.{_TAG}") != f"{name}.{_TAG}":  # another model's pins: they vouch for nothing here
+        (converted.parent / "pins.json").unlink(missing_ok=True)
+        removed = f"The file and its pins (of {pins['model']}) were removed"
+    raise ChecksumError(f"{converted}: {problem}. {removed}; a later call downloads and converts again.")
 
 
 def fetch_authors_release(
@@ -209,8 +307,8 @@ def fetch_authors_release(
     entry = get_entry(f"{name}.{_TAG}")
     folder = authors_cache_dir(cache_dir) / name
     converted = folder / f"{name}.{_TAG}.safetensors"
-    if converted.is_file():
-        return _verified_cached(converted, read_pins(folder))
+    if converted.is_file() and (pins := _pins_or_fresh(folder, converted)):
+        return _verified_cached(name, converted, pins)
     if hf_constants.is_offline_mode():
         raise NotCachedError(
             f"HF_HUB_OFFLINE is set and {name}.{_TAG} is not in the cache ({converted}). Fetch it once while "
@@ -218,19 +316,22 @@ def fetch_authors_release(
         )
     folder.mkdir(parents=True, exist_ok=True)
     with cache_lock(converted):
-        if converted.is_file():  # another process converted it while this one waited
-            return _verified_cached(converted, read_pins(folder))
-        return _download_and_convert(name, entry.drive_folder, model_kwargs or {}, folder, converted)
+        pins = _pins_or_fresh(folder, converted)
+        if converted.is_file() and pins:  # another process converted it while this one waited
+            return _verified_cached(name, converted, pins)
+        return _download_and_convert(name, entry.drive_folder, model_kwargs or {}, folder, converted, pins)
 
 
 def _download_and_convert(
-    name: str, folder_id: str | None, model_kwargs: dict[str, Any], folder: Path, converted: Path
+    name: str, folder_id: str | None, model_kwargs: dict[str, Any], folder: Path, converted: Path, pins: dict[str, Any]
 ) -> Fetched:
+    """Fetch, check (zip CRCs, then the source pin), convert and pin; called with the cache lock held."""
     from ..convert import convert  # the converter sits above the weights sources: called, not imported at load
 
     mirror = os.environ.get(MIRROR_ENV, "").strip()
     workdir = folder / "download"
-    workdir.mkdir(exist_ok=True)
+    shutil.rmtree(workdir, ignore_errors=True)  # a killed run's partial download: the lock is ours
+    workdir.mkdir()
     bar = tqdm(total=3, desc=f"{name}: verify, convert, pin", unit="step", disable=None)
     try:
         if mirror:
@@ -239,29 +340,34 @@ def _download_and_convert(
             src, source = _from_drive(name, folder_id, workdir)
         else:
             raise DownloadError(f"no source for {name}.{_TAG}: no Drive folder known. {_manual_route(name, None)}")
+        check_zip_crcs(src, f"{source} (the release file)")  # torch itself reads a zip without checking CRCs
         source_sha256 = sha256_file(src)
         bar.update()
-        pins = read_pins(folder)
         if pins.get("source_sha256") and pins["source_sha256"] != source_sha256:
             raise ChecksumError(
                 f"{source}: sha256 {source_sha256} differs from {pins['source_sha256']}, the file first downloaded "
                 f"and pinned in {folder / 'pins.json'}. Refusing it; remove that folder to accept the new file."
             )
-        print(
-            f"{name}: the authors publish no hash of their files; this download's sha256 is {source_sha256}, "
-            f"pinned in {folder / 'pins.json'} and checked on every later load",
-            file=sys.stderr,
-        )
         shape_kwargs = {k: v for k, v in model_kwargs.items() if k in _SHAPE_KWARGS}
         tmp = workdir / converted.name
         result = convert(src, tmp, name, model_kwargs=shape_kwargs, tag=_TAG, require_classes=400)
         bar.update()
-        pins = {"source": source, "source_sha256": source_sha256, "converted_sha256": result.sha256}
+        pins = {
+            "model": f"{name}.{_TAG}",
+            "source": source,
+            "source_sha256": source_sha256,
+            "converted_sha256": result.sha256,
+        }
         atomic_write(folder / "pins.json", lambda p: p.write_text(json.dumps(pins, indent=2) + "\n"))
         os.replace(tmp, converted)
         bar.update()
     finally:
         bar.close()
         shutil.rmtree(workdir, ignore_errors=True)  # the source, once converted, and any failed partial file
+    print(
+        f"{name}: the authors publish no hash of their files; this download's sha256 is {source_sha256}, now "
+        f"pinned in {folder / 'pins.json'} with the converted file's and checked on every later load",
+        file=sys.stderr,
+    )
     _logger.info("%s.%s: converted %s (sha256 %s) -> %s", name, _TAG, source, source_sha256, converted)
     return Fetched(converted, source, sha256=pins["converted_sha256"], verified_by="pinned at this first download")

@@ -11,21 +11,24 @@ import json
 import logging
 import os
 import re
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn as nn
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file
 
 from ..errors import ChecksumError, WeightsError
-from ..models.checkpoints import checkpoint_filter_fn
+from ..models.checkpoints import check_model_kwargs, checkpoint_filter_fn
 from .pins import Fetched, sha256_file
 
 __all__ = [
     "LoadReport",
+    "check_zip_crcs",
     "fetch_dir_file",
     "is_training_output",
     "read_dir_config",
@@ -69,34 +72,59 @@ def load_state_dict_file(path: str | os.PathLike) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no weight file at {path}")
-    if path.suffix == ".safetensors" or _is_safetensors(path):  # by content too: a safetensors file named .pth
-        return load_file(path)
+    if path.suffix == ".safetensors":
+        try:
+            return load_file(path)
+        except SafetensorError as err:  # a header that lies about its length, offsets or dtypes
+            raise WeightsError(f"{path}: not a valid safetensors file ({err})") from err
     if path.suffix in _TORCH_SUFFIXES:
+        check_zip_crcs(path, str(path))
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as err:  # UnpicklingError, RuntimeError: torch names the offending global
             raise WeightsError(
-                f"{path}: not a plain tensor checkpoint (it was read with weights_only=True, which loads no code, "
-                f"and the zoo reads no other way): {_unpickler_reason(err)}"
+                f"{path}: not a plain tensor checkpoint: {_unpickling_reason(err)}. {_ONLY_WEIGHTS}"
             ) from err
         return state["model"] if _is_trainer_checkpoint(state) else state
     raise WeightsError(f"{path}: expected a .safetensors, .npz or torch checkpoint ({', '.join(_TORCH_SUFFIXES)}) file")
 
 
-def _unpickler_reason(err: Exception) -> str:
-    """What torch's weights-only unpickler found, without its advice to re-run with ``weights_only=False``."""
-    text = re.sub(r"\x1b\[[0-9;]*m", "", str(err))
-    found = re.search(r"WeightsUnpickler error: (.*?)(?: Please use|$)", text, re.M)
-    if found:
-        return found[1].strip()
-    return text.strip().splitlines()[-1].strip() if text.strip() else type(err).__name__
+_ONLY_WEIGHTS = (
+    "The zoo reads only weights (tensors, numbers, strings and plain containers) and never unpickles other Python "
+    "objects, which could run code; save the model's state_dict, or convert the file to .safetensors"
+)
 
 
-def _is_safetensors(path: Path) -> bool:
-    """Whether a file is safetensors by its content: an 8-byte little-endian header length, then a JSON object."""
-    with open(path, "rb") as file:
-        head = file.read(9)
-    return len(head) == 9 and head[8:9] == b"{" and 2 <= int.from_bytes(head[:8], "little") <= path.stat().st_size
+def _unpickling_reason(err: Exception) -> str:
+    """What torch's weights-only reader refused, without its advice to re-run with ``weights_only=False``."""
+    text = str(err)
+    if found := re.search(r"Unsupported global: GLOBAL ([\w.]+)", text):
+        return f"it holds a Python object of type {found.group(1)}"
+    if found := re.search(r"WeightsUnpickler error: ([^\n]+)", text):
+        return found.group(1).strip().rstrip(".")
+    return text.strip().splitlines()[0] if text.strip() else type(err).__name__
+
+
+def check_zip_crcs(path: str | os.PathLike, what: str) -> None:
+    """Read every member of a zip-format torch file and compare it with its CRC-32 (``torch.load`` does not), so
+    a byte changed in transit or on disk is refused before the file is read. Files that are not zips (torch's
+    legacy format) have no CRCs and pass.
+
+    Raises:
+        WeightsError: a member's bytes do not match its CRC, or the archive is broken; ``what`` names the file.
+    """
+    if not zipfile.is_zipfile(path):
+        return
+    try:
+        with zipfile.ZipFile(path) as archive:
+            damaged = archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as err:
+        damaged = f"({err})"
+    if damaged is not None:
+        raise WeightsError(
+            f"{what}: damaged: {damaged} does not match its CRC-32 (a byte changed in transit or on disk); "
+            "nothing was read from it. Fetch or copy it again."
+        )
 
 
 def load_mapped(model: nn.Module, state_dict: dict[str, torch.Tensor], source: str) -> LoadReport:
@@ -130,15 +158,13 @@ def fit_head_to_file(model: nn.Module, head_shape: tuple[int, ...] | None, sourc
         _logger.info(
             "%s: its head has %d classes (the model's: %d); the model takes it",
             source,
-            *head_shape[:1],
+            head_shape[0],
             model.num_classes,
         )
         model.reset_classifier(head_shape[0])
 
 
 def _npz_head_shape(path: Path) -> tuple[int, ...] | None:
-    import numpy as np
-
     with np.load(path) as npz:
         return tuple(reversed(npz["head/kernel"].shape)) if "head/kernel" in npz.files else None
 
@@ -148,10 +174,14 @@ def load_local(model: nn.Module, path: Path, fit_head: bool = False) -> LoadRepo
     if path.suffix == ".npz":
         if not path.is_file():
             raise FileNotFoundError(f"no weight file at {path}")
+        _check_vit_npz(path)
         if fit_head:
             fit_head_to_file(model, _npz_head_shape(path), str(path))
         head = {k: v.clone() for k, v in model.head.state_dict().items()}
-        model.load_pretrained(str(path))  # timm's npz loader: resamples pos_embed, loads head only if it fits
+        try:
+            model.load_pretrained(str(path))  # timm's npz loader: resamples pos_embed, loads head only if it fits
+        except (KeyError, ValueError, RuntimeError) as err:
+            raise WeightsError(f"{path}: not a Google ViT (JAX) .npz this model can load: {err}") from err
         head_loaded = any(not torch.equal(v, model.head.state_dict()[k]) for k, v in head.items())
         own = [k for k in model.state_dict() if not k.startswith("head.")]
         head_keys = [f"head.{k}" for k in head]
@@ -164,6 +194,20 @@ def load_local(model: nn.Module, path: Path, fit_head: bool = False) -> LoadRepo
     return load_mapped(model, state_dict, str(path))
 
 
+def _check_vit_npz(path: Path) -> None:
+    """Refuse an ``.npz`` that is not Google's ViT release (timm's loader would fail on a missing key)."""
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            names = list(archive.files)
+    except (ValueError, OSError, zipfile.BadZipFile) as err:
+        raise WeightsError(f"{path}: not a NumPy .npz archive of arrays ({err})") from err
+    if not any(name.endswith("embedding/kernel") for name in names):
+        raise WeightsError(
+            f"{path}: not a Google ViT (JAX) .npz: expected an 'embedding/kernel' array (as in "
+            f"'Transformer/encoderblock_0/...'), found {sorted(names)[:5]}{' ...' if len(names) > 5 else ''}"
+        )
+
+
 def load_weights_file(model: nn.Module, path: str | os.PathLike, fit_head: bool = False) -> LoadReport:
     """Load a local weight file of any supported kind into ``model`` and log what happened.
 
@@ -172,8 +216,7 @@ def load_weights_file(model: nn.Module, path: str | os.PathLike, fit_head: bool 
         path: ``.safetensors`` (zoo format or timm's), an authors'-format / timm torch checkpoint, or a Google
             ViT ``.npz``.
         fit_head: a head whose class count differs from the model's is loaded, the model's head resized to it
-            (``create_model`` asks for this unless ``num_classes`` was given); else it is left re-initialised, as
-            timm does.
+            (``create_model`` asks for this unless ``num_classes`` was given); else it is left re-initialised.
     """
     report = load_local(model, Path(path), fit_head)
     _logger.info("%s", report)
@@ -184,8 +227,11 @@ def read_safetensors_metadata(path: str | os.PathLike) -> dict[str, str]:
     """The string metadata of a safetensors file's header (nothing else is read); empty for other files."""
     if not os.fspath(path).endswith(".safetensors"):
         return {}
-    with safe_open(os.fspath(path), framework="pt") as f:
-        return dict(f.metadata() or {})
+    try:
+        with safe_open(os.fspath(path), framework="pt") as f:
+            return dict(f.metadata() or {})
+    except SafetensorError as err:
+        raise WeightsError(f"{path}: not a valid safetensors file ({err})") from err
 
 
 def _is_trainer_checkpoint(state: Any) -> bool:
@@ -205,7 +251,7 @@ def _trainer_checkpoint_metadata(path: Path) -> dict[str, Any]:
     num_classes, label_names = state["num_classes"], state["label_names"]
     return {
         "architecture": config["model"],
-        "model_kwargs": dict(config.get("model_kwargs") or {}, num_classes=num_classes),
+        "model_kwargs": check_model_kwargs(dict(config.get("model_kwargs") or {}, num_classes=num_classes), path),
         "pretrained_cfg": {"num_classes": num_classes, "label_names": label_names},
     }
 
@@ -216,6 +262,9 @@ def read_checkpoint_metadata(path: str | os.PathLike) -> dict[str, Any]:
     Keys that may be present: ``architecture``, ``model_kwargs`` (builder overrides, ``num_classes`` included),
     ``pretrained_cfg`` (label names, mean/std...), ``video_cfg``, ``tag``. A trainer's ``checkpoint-epochNNN.pt``
     gives the first three (from the run's config); other files give an empty dict.
+
+    Raises:
+        WeightsError: ``model_kwargs`` outside sane limits (``check_model_kwargs``), before anything is built.
     """
     if Path(path).suffix in _TORCH_SUFFIXES and Path(path).is_file():
         return _trainer_checkpoint_metadata(Path(path))
@@ -225,6 +274,8 @@ def read_checkpoint_metadata(path: str | os.PathLike) -> dict[str, Any]:
             decoded[key] = json.loads(value)
         except json.JSONDecodeError:  # plain strings (convert writes the architecture as is)
             decoded[key] = value
+    if "model_kwargs" in decoded:
+        decoded["model_kwargs"] = check_model_kwargs(decoded["model_kwargs"], path)
     return decoded
 
 

@@ -4,18 +4,23 @@ cache: a ``.incomplete`` file under a file lock, resumed with a Range request, r
 
 from __future__ import annotations
 
+import errno
 import os
+import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 from urllib.parse import urlparse
 
 import requests
+import urllib3
 from huggingface_hub import constants as hf_constants
 from tqdm.auto import tqdm
 
-from ..errors import ChecksumError, ConfigError, DownloadError, NotCachedError
+from ..errors import ChecksumError, ConfigError, DownloadError, NotCachedError, WriteError
 from .pins import SHA256_HEX, Fetched, cache_lock, require_safetensors, sha256_file
 
-__all__ = ["fetch_url", "http_download", "url_cache_dir", "zoo_cache_root"]
+__all__ = ["DownloadLimits", "TransferWatch", "fetch_url", "http_download", "url_cache_dir", "zoo_cache_root"]
 
 
 def zoo_cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
@@ -47,7 +52,8 @@ def fetch_url(
     Raises:
         ChecksumError: the downloaded bytes do not match ``sha256``; the file was removed.
         NotCachedError: offline (``HF_HUB_OFFLINE=1``) and not cached.
-        DownloadError: HTTP error or the connection was lost (the partial file is kept for resuming).
+        DownloadError: HTTP error, the connection was lost, the deadline passed or the transfer stalled
+            (``DownloadLimits``); the partial file is kept for resuming and the cache lock released.
     """
     filename = filename or os.path.basename(urlparse(url).path)
     require_safetensors(filename, url)
@@ -87,12 +93,133 @@ def _verify_url_file(path: Path, url: str, sha256: str) -> Fetched:
     return Fetched(path, url, sha256=sha256, verified_by="registry pin")
 
 
-def http_download(url: str, partial: Path) -> None:
-    """GET ``url`` into ``partial``, appending to what is there (Range request) when the server allows it."""
+@dataclass(frozen=True)
+class DownloadLimits:
+    """How long a transfer may take before it is abandoned (seconds, bytes per second); each is an environment
+    variable, read when a download starts.
+
+    Attributes:
+        connect_s: to connect, and the longest silence (requests' connect and read timeouts; the read timeout
+            is at most ``stall_s``): ``TOKSHIFT_ZOO_DOWNLOAD_TIMEOUT_S`` (60).
+        deadline_s: the whole transfer: ``TOKSHIFT_ZOO_DOWNLOAD_DEADLINE_S`` (10800: 3 hours).
+        stall_s: the window over which progress is measured: ``TOKSHIFT_ZOO_DOWNLOAD_STALL_S`` (60).
+        min_rate: the fewest bytes per second, averaged over each ``stall_s`` window, below which the transfer
+            is taken as stalled (a server trickling a byte every few seconds): ``TOKSHIFT_ZOO_DOWNLOAD_MIN_RATE``
+            (1024).
+    """
+
+    connect_s: float = 60.0
+    deadline_s: float = 10800.0
+    stall_s: float = 60.0
+    min_rate: float = 1024.0
+
+    @classmethod
+    def from_env(cls) -> DownloadLimits:
+        """The limits, each from its environment variable where set (a number), else the default."""
+        values = {}
+        for field_name, env in _LIMIT_ENV.items():
+            text = os.environ.get(env, "").strip()
+            if not text:
+                continue
+            try:
+                values[field_name] = float(text)
+            except ValueError:
+                raise ConfigError(f"{env}={text!r}: expected a number") from None
+            if values[field_name] <= 0 and field_name != "min_rate":
+                raise ConfigError(f"{env}={text!r}: expected a positive number")
+        return cls(**values)
+
+
+_LIMIT_ENV = {
+    "connect_s": "TOKSHIFT_ZOO_DOWNLOAD_TIMEOUT_S",
+    "deadline_s": "TOKSHIFT_ZOO_DOWNLOAD_DEADLINE_S",
+    "stall_s": "TOKSHIFT_ZOO_DOWNLOAD_STALL_S",
+    "min_rate": "TOKSHIFT_ZOO_DOWNLOAD_MIN_RATE",
+}
+
+
+class TransferWatch:
+    """Progress of one transfer against its ``DownloadLimits``: ``update`` counts bytes as they come and raises
+    when the deadline has passed or a window brought fewer bytes than ``min_rate`` allows."""
+
+    def __init__(self, what: str, limits: DownloadLimits, window_s: float | None = None) -> None:
+        self.what, self.limits = what, limits
+        self.window_s = window_s or limits.stall_s
+        self.started = self.window_started = time.monotonic()
+        self.received = self.window_bytes = 0
+        self.error: DownloadError | None = None  # set by whoever found the transfer failed (a watchdog)
+
+    def add(self, count: int) -> None:
+        """Count ``count`` more bytes."""
+        self.received += count
+        self.window_bytes += count
+
+    def update(self, count: int) -> None:
+        """Count ``count`` more bytes and check the limits.
+
+        Raises:
+            DownloadError: the deadline has passed, or the transfer stalled.
+        """
+        self.add(count)
+        if error := self.failure():
+            raise error
+
+    def failure(self, now: float | None = None) -> DownloadError | None:
+        """The error to abandon the transfer with, or None while it is within its limits."""
+        now = time.monotonic() if now is None else now
+        limits = self.limits
+        if now - self.started > limits.deadline_s:
+            return DownloadError(
+                f"{self.what}: abandoned after {now - self.started:.0f} s ({self.received} bytes received): longer "
+                f"than the {limits.deadline_s:g} s deadline (TOKSHIFT_ZOO_DOWNLOAD_DEADLINE_S)"
+            )
+        elapsed = now - self.window_started
+        if elapsed >= self.window_s:
+            if self.window_bytes < limits.min_rate * elapsed:
+                return DownloadError(
+                    f"{self.what}: abandoned as stalled: {self.window_bytes} bytes in the last {elapsed:.0f} s, "
+                    f"below {limits.min_rate:g} bytes/s (TOKSHIFT_ZOO_DOWNLOAD_MIN_RATE over "
+                    f"TOKSHIFT_ZOO_DOWNLOAD_STALL_S={limits.stall_s:g}); {self.received} bytes received in all"
+                )
+            self.window_started, self.window_bytes = now, 0
+        return None
+
+
+def http_download(url: str, partial: Path, keep_partial: bool = True) -> None:
+    """GET ``url`` into ``partial``, appending to what is there (Range request) when the server allows it.
+
+    The transfer is abandoned, with a ``DownloadError``, past ``DownloadLimits.from_env()``'s deadline or when it
+    stalls. ``partial`` is opened without following a link (``O_NOFOLLOW``).
+
+    Args:
+        keep_partial: on failure, keep ``partial`` for the next call to resume (the caller holds a lock on it);
+            False: remove it (and the message says so).
+
+    Raises:
+        DownloadError: HTTP error, connection lost, short body, deadline passed or stalled.
+        WriteError: the disk is full.
+    """
+    try:
+        _http_download(url, partial, DownloadLimits.from_env(), keep_partial)
+    except (DownloadError, OSError):
+        if not keep_partial:
+            partial.unlink(missing_ok=True)
+        raise
+
+
+def _http_download(url: str, partial: Path, limits: DownloadLimits, keep_partial: bool) -> None:
+    kept = (
+        f"The partial file {partial} is kept; the next call resumes it."
+        if keep_partial
+        else "The partial file was removed."
+    )
     have = partial.stat().st_size if partial.exists() else 0
     headers = {"Range": f"bytes={have}-"} if have else {}
+    watch = TransferWatch(f"download of {url}", limits)
     try:
-        response = requests.get(url, headers=headers, stream=True, timeout=(10, 60))
+        response = requests.get(
+            url, headers=headers, stream=True, timeout=(limits.connect_s, min(limits.connect_s, limits.stall_s))
+        )
     except requests.RequestException as err:
         raise DownloadError(f"could not reach {url}: {err}") from err
     with response:
@@ -101,30 +228,57 @@ def http_download(url: str, partial: Path) -> None:
         if response.status_code >= 400:
             raise DownloadError(f"{url}: HTTP {response.status_code} {response.reason}")
         resumed = have > 0 and response.status_code == 206
-        if have and not resumed:  # the server ignored the Range header: start over
-            partial.unlink()
-            have = 0
         length = response.headers.get("Content-Length")
-        total = have + int(length) if length is not None else None
+        total = (have if resumed else 0) + int(length) if length is not None else None
+        flags = os.O_WRONLY | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | (os.O_APPEND if resumed else os.O_TRUNC)
         with (
-            open(partial, "ab" if resumed else "wb") as f,
+            _open_partial(partial, flags) as f,
             tqdm(
-                total=total, initial=have, unit="B", unit_scale=True, unit_divisor=1024, desc=partial.stem, disable=None
+                total=total,
+                initial=have if resumed else 0,
+                unit="B",
+                unit_scale=True,
+                unit_divisor=1024,
+                desc=partial.stem,
+                disable=None,
             ) as bar,
         ):
             try:
-                for chunk in response.iter_content(1 << 16):  # small reads: little is lost if the link drops
-                    f.write(chunk)
+                # read1: whatever has arrived (at most 64 KiB), so a trickling server is seen byte by byte
+                while chunk := response.raw.read1(1 << 16, decode_content=True):
+                    _write(f, chunk, partial)
                     bar.update(len(chunk))
-            except requests.RequestException as err:
+                    watch.update(len(chunk))
+            except WriteError:
+                raise
+            except DownloadError as err:  # the watch's: deadline passed or stalled
+                raise DownloadError(f"{err}. {kept}") from None
+            except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as err:
                 f.flush()
                 raise DownloadError(
-                    f"download of {url} was interrupted after {f.tell()} of {total or '?'} bytes ({err}). "
-                    f"The partial file {partial} is kept; the next call resumes it."
+                    f"download of {url} was interrupted after {f.tell()} of {total or '?'} bytes ({err}). {kept}"
                 ) from err
     size = partial.stat().st_size
     if total is not None and size != total:
+        raise DownloadError(f"download of {url} ended after {size} of {total} bytes. {kept}")
+
+
+def _open_partial(partial: Path, flags: int) -> BinaryIO:
+    try:
+        fd = os.open(partial, flags, 0o644)
+    except OSError as err:
         raise DownloadError(
-            f"download of {url} ended after {size} of {total} bytes. The partial file {partial} is kept; "
-            "the next call resumes it."
-        )
+            f"{partial}: cannot write the download there ({err.strerror}; a link is not followed)"
+        ) from err
+    return os.fdopen(fd, "ab" if flags & os.O_APPEND else "wb")
+
+
+def _write(f: BinaryIO, chunk: bytes, partial: Path) -> None:
+    try:
+        f.write(chunk)
+    except OSError as err:
+        if err.errno in (errno.ENOSPC, errno.EDQUOT):
+            full = WriteError(f"{partial}: the disk is full; the download stopped after {f.tell()} bytes")
+            full.errno = err.errno
+            raise full from err
+        raise
