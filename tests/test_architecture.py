@@ -90,7 +90,8 @@ def test_arrows_run_one_way(lower, forbidden):
 
 
 def test_nothing_imports_the_command_line():
-    outside = [name for name in GRAPH if not name.startswith("tokshift_zoo.cli")]
+    # ``python -m tokshift_zoo`` is the command's other entry point, as the console script is
+    outside = [name for name in GRAPH if not name.startswith("tokshift_zoo.cli") and name != "tokshift_zoo.__main__"]
     assert [name for name in outside if any(t.startswith("tokshift_zoo.cli") for t in GRAPH[name])] == []
 
 

@@ -294,3 +294,13 @@ def test_a_video_that_runs_out_of_memory_fails_alone(tmp_path):
     assert (found["embed"]["embedded"], found["embed"]["failed"]) == (2, 1)
     rows = [json.loads(line) for line in (tmp_path / "out" / "index.jsonl").read_text().splitlines()]
     assert [row["error"] is None for row in rows] == [True, False, True] and str(big) in rows[1]["error"]
+
+
+def test_predict_on_a_list_gives_each_unreadable_video_its_error_in_place(tiny_model, tmp_path):
+    good = write_video(tmp_path / "good.mp4", index_frames(range(40)), fps=25)
+    missing = tmp_path / "missing.mp4"
+    results = predict(tiny_model, [good, missing, good], topk=2)
+    assert results[0] == results[2] == predict(tiny_model, good, topk=2)  # the good results are kept
+    assert isinstance(results[1], tokshift_zoo.VideoError) and str(missing) in str(results[1])
+    with pytest.raises(tokshift_zoo.VideoError, match="no such file"):
+        predict(tiny_model, missing)  # one video: its error is raised

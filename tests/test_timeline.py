@@ -19,7 +19,7 @@ from tokshift_zoo import resolve_data_config
 from tokshift_zoo.cli import main
 from tokshift_zoo.errors import VideoError
 from tokshift_zoo.inference import VideoPreprocess, predict_logits
-from tokshift_zoo.timeline import plot_timeline, timeline
+from tokshift_zoo.timeline import plot_timeline, timeline, timeline_windows, window_row
 from tokshift_zoo.video import load_video
 
 KWARGS = dict(TINY_ARGS, num_frames=4)  # 4x32 clips: a 128-frame window, 5.12 s at 25 fps
@@ -112,3 +112,18 @@ def test_cli_timeline_as_json_lines_and_csv_with_a_plot(model, long_video, tmp_p
     assert (tmp_path / "t.png").stat().st_size > 0
     assert main(argv[:-4] + ["--timeline", "5", "--views", "2x3"]) == 2
     assert "--views 1x1 or 1x3" in capsys.readouterr().err
+
+
+def test_a_few_frames_whose_timestamps_span_ten_hours_give_one_window_per_frame(model, tmp_path):
+    hours = 10 * 3600 * 1000
+    video = write_video(
+        tmp_path / "sparse.mkv", index_frames(range(20)), fps=25, timestamps_ms=[i * hours // 19 for i in range(20)]
+    )
+    assert video.stat().st_size < 20_000  # a small file; its header says 10 hours
+    windows = list(timeline_windows(model, video, stride_s=2.0, window_s=8.0))  # 18,000 windows at 2 s a frame
+    assert [w.index for w in windows] == list(range(20)) and [w.frames[0].item() for w in windows] == list(range(20))
+    assert windows[-1].start_s == pytest.approx(36000.0, abs=1)  # each window at its frame's own time
+    line = timeline(model, video, stride_s=2.0, window_s=8.0)
+    assert line.starts_s == [w.start_s for w in windows] and line.rows(2)[5] == window_row(
+        str(video), windows[5], None, 2
+    )

@@ -33,7 +33,8 @@ def create_model(
             None with a ``checkpoint_path`` whose metadata names the architecture.
         pretrained: load the tag's weights (downloaded and sha256-verified, or from the package).
         checkpoint_path: a local file loaded after building: the zoo's safetensors, an authors'-format ``.pth``
-            or a Google ViT ``.npz``; a head whose class count differs from the model's stays re-initialised.
+            or a Google ViT ``.npz``; the model takes the file's head (its class count), unless ``num_classes`` is
+            given: then a head of another class count stays re-initialised, ready to fine-tune.
             A file written by the zoo (``convert``, the trainer's ``best.safetensors`` or its
             ``checkpoint-epochNNN.pt``) also gives the model's arguments, class names and weights record (its
             sampling and test protocol), unless ``kwargs`` say otherwise.
@@ -70,9 +71,10 @@ def create_model(
     if key in saved:  # the file's own protocol, fitted to the model built from it
         saved_record = _checked_record(saved[key], key, checkpoint_path)
         model.weights = Weights.from_dict(saved_record, **model.weights.to_dict()).fit(model)
-    if checkpoint_path is not None:
-        model.load_report = load_weights_file(model, checkpoint_path)
-        model.weights = model.weights.replace(file=os.fspath(checkpoint_path), sha256=None)  # nothing pins it
+    if checkpoint_path is not None:  # the file's own head, unless a class count was asked for
+        model.load_report = load_weights_file(model, checkpoint_path, fit_head="num_classes" not in kwargs)
+        # nothing pins the file; refitted, since the file's head may have replaced the record's
+        model.weights = model.weights.replace(file=os.fspath(checkpoint_path), sha256=None).fit(model)
     return feature_model(model, **features) if features is not None else model
 
 

@@ -11,7 +11,7 @@ which protocol ran (``protocol``).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -95,12 +95,12 @@ class VideoPreprocess:
         """
         if isinstance(video, (str, os.PathLike)) and os.path.isdir(video):  # the authors' extracted frames
             count = frame_folder_length(video) if num_frames is None else num_frames
-            indices = frame_indices(self.weights, count)
+            indices = frame_indices(self.weights, count, source=os.fspath(video))
             frames = decode_frame_folder(video, indices.flatten().tolist())
             return indices, frames.reshape(*indices.shape, *frames.shape[1:]).permute(0, 1, 4, 2, 3)
         if isinstance(video, (str, os.PathLike)):
             info = read_video_info(video)
-            indices = frame_indices(self.weights, info.num_frames)  # (clips, T)
+            indices = frame_indices(self.weights, info.num_frames, source=os.fspath(video))  # (clips, T)
             frames = decode_frames(video, indices.flatten().tolist(), info)  # (clips*T, H, W, 3)
             return indices, frames.reshape(*indices.shape, *frames.shape[1:]).permute(0, 1, 4, 2, 3)
         video = torch.as_tensor(video)
@@ -192,7 +192,7 @@ def predict(
     topk: int = 5,
     batch_size: int = 8,
     amp: str | torch.dtype | None = None,
-) -> list[dict[str, Any]] | list[list[dict[str, Any]]]:
+) -> list[dict[str, Any]] | list[list[dict[str, Any]] | Exception]:
     """Classify one video, or each video of a list.
 
     Args:
@@ -208,13 +208,25 @@ def predict(
 
     Returns:
         The ``topk`` classes, best first: ``[{"label", "index", "score"}, ...]``; scores are the softmax of the
-        view-averaged logits, in [0, 1]. For a list of videos, a list of those.
+        view-averaged logits, in [0, 1]. For a list of videos, a list of those, in order; a video that cannot
+        be read gives, in its place, the error that says why (a ``VideoError``, ``ValueError`` or ``OSError``
+        naming the file; test with ``isinstance(result, Exception)``), and the other videos go on.
+
+    Raises:
+        VideoError (a ValueError), OSError: the one video given cannot be read.
     """
     if isinstance(video, (list, tuple)):
-        return [predict(model, v, views, topk, batch_size, amp) for v in video]
+        return [_predict_or_error(model, v, views, topk, batch_size, amp) for v in video]
     batch = _preprocess_for(model, views)(video)
     scores = predict_logits(model, batch, batch_size, amp).softmax(-1)
     return top_classes(scores, class_names(model), topk)
+
+
+def _predict_or_error(model: nn.Module, video: VideoInput, *args: Any) -> list[dict[str, Any]] | Exception:
+    try:
+        return predict(model, video, *args)
+    except (ValueError, IndexError, OSError) as err:  # what ViewsDataset reports for a video of a list
+        return err
 
 
 class ViewsDataset(Dataset):
@@ -251,11 +263,14 @@ def _logits_of_videos(
     progress: str | None,
     amp: str | torch.dtype | None,
     frame_counts: Sequence[int | None] | None = None,
+    on_outcome: Callable[[int, torch.Tensor | None, str | None], None] | None = None,
 ) -> list[tuple[torch.Tensor | None, str | None]] | None:
     """Each video's view-averaged logits (CPU float32, (num_classes,)) or the reason it could not be read, in the
     order given, decoded by ``num_workers`` loader processes. Under torchrun each rank classifies its share and
     rank 0 gets every video's (the others get ``None``). ``progress``: the bar's description, or None for none.
-    ``frame_counts``: per video, a frame folder's listed frame count or None (see ``VideoPreprocess.sample``)."""
+    ``frame_counts``: per video, a frame folder's listed frame count or None (see ``VideoPreprocess.sample``).
+    ``on_outcome(position, logits, error)``: called as each video finishes (in one process; under torchrun on
+    rank 0 once all are gathered)."""
     mine = share_of_items(videos)
     _, dtype = model_device_dtype(model)
     preprocess = VideoPreprocess(weights_of(model), views, "cpu", dtype)
@@ -266,6 +281,7 @@ def _logits_of_videos(
     )
     show = progress is not None and ranks().is_main
     results = []  # (position, logits or None, error or None); logits on CPU: rank 0 merges tensors of every GPU
+    alone = ranks().world_size == 1
     for i, batch, _, error in tqdm(loader, desc=progress, unit="video", disable=not show):
         logits = None
         if error is None:
@@ -277,10 +293,16 @@ def _logits_of_videos(
                 error = f"{videos[i]}: out of memory in the model for its {len(batch)} views ({err})"
         del batch
         results.append((i, logits, error))
+        if on_outcome is not None and alone:
+            on_outcome(*results[-1])
     gathered = gather_to_main(results)
     if gathered is None:
         return None
-    return [(logits, error) for _, logits, error in sorted((r for part in gathered for r in part), key=lambda r: r[0])]
+    merged = sorted((r for part in gathered for r in part), key=lambda r: r[0])
+    if on_outcome is not None and not alone:
+        for outcome in merged:
+            on_outcome(*outcome)
+    return [(logits, error) for _, logits, error in merged]
 
 
 def evaluate(
@@ -352,11 +374,13 @@ def predict_videos(
     num_workers: int = 0,
     progress: bool = True,
     amp: str | torch.dtype | None = None,
+    on_result: Callable[[dict[str, Any]], None] | None = None,
 ) -> list[dict[str, Any]] | None:
     """Classify many videos, decoding in ``num_workers`` data-loader processes while the model runs.
 
     Under torchrun each process classifies its share of the videos and rank 0 gathers all the answers. The other
-    arguments are ``predict``'s.
+    arguments are ``predict``'s. ``on_result(result)``: called with each video's result as soon as it is done
+    (in the order given; under torchrun on rank 0, once all are gathered), e.g. to print it.
 
     Returns:
         One dict per video, in the order given: ``{"video", "predictions", "protocol"}`` (as ``predict`` returns
@@ -364,13 +388,20 @@ def predict_videos(
         ``None`` on ranks other than 0.
     """
     videos = [os.fspath(v) for v in videos]
-    outcomes = _logits_of_videos(model, videos, views, batch_size, num_workers, "predict" if progress else None, amp)
+    labels, run = class_names(model), protocol(model, views)
+
+    def result(i: int, logits: torch.Tensor | None, error: str | None) -> dict[str, Any]:
+        if error is not None:
+            return {"video": videos[i], "error": error}
+        return {"video": videos[i], "predictions": top_classes(logits.softmax(-1), labels, topk), "protocol": run}
+
+    def report(i: int, logits: torch.Tensor | None, error: str | None) -> None:
+        on_result(result(i, logits, error))
+
+    progress = "predict" if progress else None
+    outcomes = _logits_of_videos(
+        model, videos, views, batch_size, num_workers, progress, amp, on_outcome=report if on_result else None
+    )
     if outcomes is None:
         return None
-    labels, run = class_names(model), protocol(model, views)
-    return [
-        {"video": video, "error": error}
-        if error is not None
-        else {"video": video, "predictions": top_classes(logits.softmax(-1), labels, topk), "protocol": run}
-        for video, (logits, error) in zip(videos, outcomes, strict=True)
-    ]
+    return [result(i, logits, error) for i, (logits, error) in enumerate(outcomes)]

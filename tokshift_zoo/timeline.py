@@ -11,13 +11,15 @@ from __future__ import annotations
 import csv
 import io
 import os
-from collections.abc import Sequence
+import sys
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn as nn
+from tqdm import tqdm
 
 from .atomic import atomic_write
 from .errors import ConfigError, VideoError
@@ -26,9 +28,42 @@ from .models.registry import weights_of
 from .video.io import decode_frames, read_video_info
 from .video.transforms import create_transform, frame_indices
 
-__all__ = ["Timeline", "timeline", "timeline_csv", "plot_timeline", "PLOT_EXTRA"]
+__all__ = [
+    "PLOT_EXTRA",
+    "Timeline",
+    "Window",
+    "plot_timeline",
+    "timeline",
+    "timeline_csv",
+    "timeline_windows",
+    "window_row",
+]
 
 PLOT_EXTRA = "it is an optional extra: pip install 'tokshift-zoo[plot]'"
+
+
+@dataclass(frozen=True)
+class Window:
+    """One window of a timeline: its number, first frame time and end in seconds, the frame indices its clip
+    samples, int64 (T,), and the model's softmax scores on it, float32 (num_classes,)."""
+
+    index: int
+    start_s: float
+    end_s: float
+    frames: torch.Tensor
+    scores: torch.Tensor
+
+
+def window_row(video: str, window: Window, labels: Sequence[str] | None, topk: int = 5) -> dict[str, Any]:
+    """A window as ``{"video", "window", "start_s", "end_s", "predictions"}``, predictions the ``topk`` classes
+    ``[{"label", "index", "score"}]``, best first; times rounded to milliseconds."""
+    return {
+        "video": video,
+        "window": window.index,
+        "start_s": round(window.start_s, 3),
+        "end_s": round(window.end_s, 3),
+        "predictions": top_classes(window.scores, labels, topk),
+    }
 
 
 @dataclass(frozen=True)
@@ -51,21 +86,26 @@ class Timeline:
     scores: torch.Tensor
     labels: list[str] | None
 
+    @classmethod
+    def of_windows(cls, video: str, windows: Sequence[Window], labels: list[str] | None) -> Timeline:
+        """The timeline made of a video's windows, in order."""
+        return cls(
+            video=video,
+            starts_s=[w.start_s for w in windows],
+            ends_s=[w.end_s for w in windows],
+            frames=torch.stack([w.frames for w in windows]),
+            scores=torch.stack([w.scores for w in windows]),
+            labels=labels,
+        )
+
     def rows(self, topk: int = 5) -> list[dict[str, Any]]:
-        """One dict per window: ``{"video", "window", "start_s", "end_s", "predictions"}``, predictions the
-        ``topk`` classes ``[{"label", "index", "score"}]``, best first."""
-        rows = []
-        for w, scores in enumerate(self.scores):
-            rows.append(
-                {
-                    "video": self.video,
-                    "window": w,
-                    "start_s": round(self.starts_s[w], 3),
-                    "end_s": round(self.ends_s[w], 3),
-                    "predictions": top_classes(scores, self.labels, topk),
-                }
+        """One dict per window (see ``window_row``)."""
+        return [
+            window_row(self.video, Window(w, start, end, frames, scores), self.labels, topk)
+            for w, (start, end, frames, scores) in enumerate(
+                zip(self.starts_s, self.ends_s, self.frames, self.scores, strict=True)
             )
-        return rows
+        ]
 
 
 def _window_length(config: Any, fps: float, window_s: float | None, model_name: str) -> int:
@@ -91,7 +131,27 @@ def timeline(
     windows_per_decode: int = 16,
     amp: str | torch.dtype | None = None,
 ) -> Timeline:
-    """Score sliding windows over a video.
+    """Score sliding windows over a video: ``timeline_windows``'s windows, gathered.
+
+    Returns:
+        A ``Timeline`` (see ``timeline_windows`` for the windows and the errors).
+    """
+    windows = list(timeline_windows(model, video, stride_s, window_s, crops, batch_size, windows_per_decode, amp))
+    return Timeline.of_windows(os.fspath(video), windows, class_names(model))
+
+
+def timeline_windows(
+    model: nn.Module,
+    video: str | os.PathLike,
+    stride_s: float,
+    window_s: float | None = None,
+    crops: int = 1,
+    batch_size: int = 8,
+    windows_per_decode: int = 16,
+    amp: str | torch.dtype | None = None,
+    progress: bool = False,
+) -> Iterator[Window]:
+    """Score sliding windows over a video, yielding each window as soon as it is scored.
 
     Args:
         model: a zoo model in eval mode, or an exported one run by another runtime (``export.runtime_model``).
@@ -102,10 +162,13 @@ def timeline(
         batch_size: views per forward pass.
         windows_per_decode: windows whose frames are decoded together (one pass with seeks; bounds memory).
         amp: autocast dtype (see ``inference.predict_logits``); None runs in the model's dtype.
+        progress: a tqdm bar of the windows on stderr.
 
-    Returns:
-        A ``Timeline``. Windows start at 0, ``stride_s``, ... as long as they fit in the video; a video shorter
-        than one window gives one window over the whole video (its clip sampled as for any short video).
+    Yields:
+        ``Window``s in order. Windows start at 0, ``stride_s``, ... as long as they fit in the video, at most one
+        per frame present (a file whose timestamps span hours over a few frames gives one window per frame, at
+        each frame's time); a video shorter than one window gives one window over the whole video (its clip
+        sampled as for any short video).
 
     Raises:
         ConfigError: a non-positive stride or window, or a uniform-sampling model without ``window_s``.
@@ -127,28 +190,27 @@ def timeline(
         )
     fps = info.fps
     length = min(_window_length(config, fps, window_s, name), info.num_frames)
-    step = stride_s * fps
+    step = max(stride_s * fps, 1.0)  # in frames; windows closer than a frame would repeat one another
     starts = [round(i * step) for i in range(int((info.num_frames - length) / step) + 1)]
-    clip = frame_indices(config, length)[0]  # (T,), offsets inside a window
+    clip = frame_indices(config, length, source=os.fspath(video))[0]  # (T,), offsets inside a window
     frames = torch.stack([start + clip for start in starts])  # (W, T)
     transform = create_transform(config)
     _, dtype = model_device_dtype(model)
-    scores = []
-    for chunk in frames.split(windows_per_decode):
-        wanted = chunk.flatten().unique()  # sorted
-        decoded = decode_frames(video, wanted.tolist(), info)  # (F, H, W, 3)
-        clips = decoded[torch.searchsorted(wanted, chunk)]  # (w, T, H, W, 3)
-        views = transform(clips.permute(0, 1, 4, 2, 3)).to(dtype)  # (w, crops, 3, T, h, w)
-        scores += [predict_logits(model, window, batch_size, amp).softmax(-1) for window in views]
     times = _frame_times(info)
-    return Timeline(
-        video=os.fspath(video),
-        starts_s=[times(start) for start in starts],
-        ends_s=[times(start + length - 1) + 1.0 / fps for start in starts],
-        frames=frames,
-        scores=torch.stack(scores),
-        labels=class_names(model),
-    )
+    bar = tqdm(total=len(starts), desc=Path(video).name, unit="window", disable=not progress, file=sys.stderr)
+    with bar:
+        for first, chunk in zip(
+            range(0, len(starts), windows_per_decode), frames.split(windows_per_decode), strict=True
+        ):
+            wanted = chunk.flatten().unique()  # sorted
+            decoded = decode_frames(video, wanted.tolist(), info)  # (F, H, W, 3)
+            clips = decoded[torch.searchsorted(wanted, chunk)]  # (w, T, H, W, 3)
+            views = transform(clips.permute(0, 1, 4, 2, 3)).to(dtype)  # (w, crops, 3, T, h, w)
+            for w, (window, indices) in enumerate(zip(views, chunk, strict=True), start=first):
+                scores = predict_logits(model, window, batch_size, amp).softmax(-1)
+                start = starts[w]
+                yield Window(w, times(start), times(start + length - 1) + 1.0 / fps, indices, scores)
+                bar.update()
 
 
 def _frame_times(info: Any):
@@ -159,11 +221,13 @@ def _frame_times(info: Any):
     return lambda index: float((info.pts[index] - info.pts[0]) * info.time_base)
 
 
-def timeline_csv(rows: Sequence[dict[str, Any]]) -> str:
-    """Timeline rows as CSV text: ``video,window,start_s,end_s,rank,label,index,score``, one line per class."""
+def timeline_csv(rows: Sequence[dict[str, Any]], header: bool = True) -> str:
+    """Timeline rows as CSV text: ``video,window,start_s,end_s,rank,label,index,score``, one line per class
+    (``header``: the column names first)."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["video", "window", "start_s", "end_s", "rank", "label", "index", "score"])
+    if header:
+        writer.writerow(["video", "window", "start_s", "end_s", "rank", "label", "index", "score"])
     for row in rows:
         for rank, p in enumerate(row["predictions"], start=1):
             writer.writerow(

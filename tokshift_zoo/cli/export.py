@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from .options import _json_object, _weight_file
+from .options import _json_object, _refuse_random_head, _weight_file
 
 ONNX_OPSET = 23  # onnx_attention.ONNX_OPSET (that module imports torch); a test compares
 
@@ -15,6 +15,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from ..ready import load
 
     model = load(args.name, device="cpu", checkpoint_path=args.checkpoint, **args.model_kwargs)
+    _refuse_random_head(args, model)
     result = export_model(
         model,
         args.out,
@@ -65,7 +66,13 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     export.add_argument("--format", choices=["onnx", "pt2"], help="default: from OUT's suffix (.pt2, else onnx)")
     export.add_argument("--int8", action="store_true", help="ONNX: dynamic int8 quantisation of the matrix products")
     export.add_argument("--frames", default=None, help="T of the input, or 'dynamic' (default: the model's own)")
-    export.add_argument("--batch", choices=["1", "dynamic"], default="1", help="batch size of the input")
+    export.add_argument(
+        "--batch",
+        choices=["1", "dynamic"],
+        default="dynamic",
+        help="batch size of the input: dynamic (any B: a video's test views go in one call, as timm's ONNX "
+        "exporter defaults to) or a fixed 1",
+    )
     export.add_argument("--check-clips", type=int, default=8, help="random clips for the top-1 agreement check")
     export.add_argument(
         "--opset",

@@ -22,29 +22,27 @@ from .options import (
     _input_videos,
     _load_model,
     _model_label,
+    _positive_int,
     _printable,
     _runtime_label,
 )
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
+    videos = _input_videos(args)  # before torch and the model load: a missing video fails fast
     from ..distributed import process_group
     from ..inference import predict_videos, protocol
 
-    videos = _input_videos(args)
     model = _load_model(args)
     if args.timeline is not None:
         return _predict_timelines(args, model, videos)
     name = _model_label(args, model)
     show_bar = (len(videos) > 1 or protocol(model, args.views)["views"] != "1x1") and not args.no_progress
-    with process_group(_device_of(model)):  # under torchrun: each rank its share
-        results = predict_videos(
-            model, videos, args.views, args.topk, args.batch_size, args.num_workers, show_bar, amp=args.amp
-        )
-    if results is None:  # not rank 0: rank 0 prints every answer
-        return 0
-    for result in results:
+    failed = []
+
+    def show(result: dict[str, Any]) -> None:  # each video as it finishes: an interrupted run keeps what is done
         if "error" in result:  # the other videos go on
+            failed.append(result["video"])
             print(f"tokshift-zoo predict: error: {_printable(result['error'])}", file=sys.stderr)
         if args.json:  # JSON escapes control characters itself: the labels stay exact
             print(json.dumps({"video": result["video"], "model": name, "runtime": _runtime_label(args), **result}))
@@ -52,14 +50,29 @@ def _cmd_predict(args: argparse.Namespace) -> int:
             print(_printable(result["video"]))
             for p in result["predictions"]:
                 print(f"  {p['score']:7.2%}  {_printable(p['label'])}")
-    return 1 if any("error" in result for result in results) else 0
+        sys.stdout.flush()
+
+    with process_group(_device_of(model)):  # under torchrun: each rank its share, rank 0 prints every answer
+        predict_videos(
+            model,
+            videos,
+            args.views,
+            args.topk,
+            args.batch_size,
+            args.num_workers,
+            show_bar,
+            amp=args.amp,
+            on_result=show,
+        )
+    return 1 if failed else 0
 
 
 def _predict_timelines(args: argparse.Namespace, model: Any, videos: list[str]) -> int:
     import importlib.util
 
-    from ..distributed import gather_to_main, process_group, share_of_items
-    from ..timeline import PLOT_EXTRA, plot_timeline, timeline, timeline_csv
+    from ..distributed import gather_to_main, process_group, ranks, share_of_items
+    from ..inference import class_names
+    from ..timeline import PLOT_EXTRA, Timeline, plot_timeline, timeline_csv, timeline_windows, window_row
     from ..video.sampling import parse_views
 
     clips, crops = parse_views(args.views) if args.views else (1, 1)
@@ -67,34 +80,59 @@ def _predict_timelines(args: argparse.Namespace, model: Any, videos: list[str]) 
         raise ConfigError(f"with --timeline each window is one clip: --views 1x1 or 1x3, got {args.views!r}")
     if args.plot and importlib.util.find_spec("matplotlib") is None:
         raise ConfigError(f"--plot needs matplotlib: {PLOT_EXTRA}")
+    labels = class_names(model)
+    alone = ranks().world_size == 1  # one process prints each window as it is scored
+    header = [True]
+    failed = []
+
+    def show(rows: list[dict[str, Any]] | None, error: str | None) -> None:
+        if error is not None:
+            failed.append(error)
+            print(f"tokshift-zoo predict: error: {_printable(error)}", file=sys.stderr)
+        elif args.csv:
+            print(timeline_csv(rows, header=header[0]), end="")  # one header line for all videos
+            header[0] = False
+        else:
+            print("\n".join(json.dumps(row) for row in rows))
+        sys.stdout.flush()
+
     with process_group(_device_of(model)):  # under torchrun: each rank its share of the videos
         done = []
         for n in share_of_items(videos):
+            windows, rows = [], []
             try:
-                line = timeline(model, videos[n], args.timeline, args.window, crops, args.batch_size, amp=args.amp)
+                for window in timeline_windows(
+                    model,
+                    videos[n],
+                    args.timeline,
+                    args.window,
+                    crops,
+                    args.batch_size,
+                    amp=args.amp,
+                    progress=alone and not args.no_progress,
+                ):
+                    windows.append(window)
+                    rows.append(window_row(videos[n], window, labels, args.topk))
+                    if alone:
+                        show(rows[-1:], None)
             except (VideoError, IndexError, OSError) as err:  # the other videos go on
                 done.append((n, None, str(err)))
+                if alone:
+                    show(None, str(err))
                 continue
             if args.plot:
                 plot = Path(args.plot)
                 if len(videos) > 1:
                     plot = plot.with_name(f"{plot.stem}-{Path(videos[n]).stem}{plot.suffix}")
-                print(f"wrote {plot_timeline(line, plot)}", file=sys.stderr)
-            done.append((n, line.rows(args.topk), None))
+                print(f"wrote {plot_timeline(Timeline.of_windows(videos[n], windows, labels), plot)}", file=sys.stderr)
+            done.append((n, rows, None))
         gathered = gather_to_main(done)
     if gathered is None:  # not rank 0
         return 0
-    header = True
-    for _, rows, error in sorted(item for part in gathered for item in part):
-        if error is not None:
-            print(f"tokshift-zoo predict: error: {_printable(error)}", file=sys.stderr)
-        elif args.csv:
-            text = timeline_csv(rows)
-            print(text if header else text.split("\n", 1)[1], end="")  # one header line for all videos
-            header = False
-        else:
-            print("\n".join(json.dumps(row) for row in rows))
-    return 1 if any(error is not None for part in gathered for _, _, error in part) else 0
+    if not alone:
+        for _, rows, error in sorted(item for part in gathered for item in part):
+            show(rows, error)
+    return 1 if failed else 0
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
@@ -131,7 +169,7 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     for add in (_add_model_options, _add_view_options, _add_device_options, _add_runtime_options):
         add(predict)
     _add_video_input_options(predict)
-    predict.add_argument("--topk", type=int, default=5, help="classes to print per video (per window)")
+    predict.add_argument("--topk", type=_positive_int, default=5, help="classes to print per video (per window)")
     predict.add_argument("--json", action="store_true", help='one JSON object per video: {"video", "model", ...}')
     _add_timeline_options(predict)
     predict.set_defaults(func=_cmd_predict)

@@ -39,6 +39,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _no_connection(err: BaseException) -> bool:
+    """Whether an error is an HTTP client's failure to connect (httpx's ConnectError, TimeoutException...)."""
+    names = {"ConnectError", "ConnectTimeout", "NetworkError", "TimeoutException", "TransportError"}
+    return any(kind.__name__ in names for kind in type(err).__mro__)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``tokshift-zoo`` console script; returns the exit code (0, 1 failure, 2 usage)."""
     args = build_parser().parse_args(argv)
@@ -54,3 +60,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MemoryError as err:  # outside the per-video loops, which report it per video and go on
         print(f"tokshift-zoo {args.command}: error: out of memory ({err or 'MemoryError'})", file=sys.stderr)
         return 1
+    except Exception as err:  # the hub client's own connection errors (httpx's are no OSError)
+        if not _no_connection(err):
+            raise
+        reason = (str(err).strip().splitlines() or [""])[0][:160]
+        print(
+            f"tokshift-zoo {args.command}: error: could not connect ({type(err).__name__}: {reason}); check the "
+            "network, or HF_ENDPOINT for another hub",
+            file=sys.stderr,
+        )
+        return 1
+    except KeyboardInterrupt:  # Ctrl-C: what was printed stays; no traceback
+        print(f"tokshift-zoo {args.command}: interrupted", file=sys.stderr)
+        return 130

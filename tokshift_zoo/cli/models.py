@@ -20,7 +20,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
             print("[]")
         known = ", ".join(list_models())
         print(f"tokshift-zoo models: error: no model matches {args.filter!r}; the models: {known}", file=sys.stderr)
-        return 1
+        return 2  # a usage error, as an unknown name elsewhere
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0

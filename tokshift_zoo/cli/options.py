@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any, NoReturn
 
-from ..errors import ConfigError
+from ..errors import ConfigError, VideoError
 
 AMP_CHOICES = ["auto", "bf16", "fp16", "none"]  # devices.AMP_CHOICES (that module imports torch); a test compares
 
@@ -20,7 +21,8 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     def _get_help_string(self, action: argparse.Action) -> str | None:
         text = action.help or ""
         nothing = action.default is None or action.default is False or action.default in ("", argparse.SUPPRESS)
-        if "default" in text or nothing or not action.option_strings:
+        flag = action.nargs == 0  # store_true / store_false: the flag's name says what it does
+        if "default" in text or nothing or flag or not action.option_strings:
             return action.help
         return super()._get_help_string(action)
 
@@ -47,6 +49,28 @@ def _views(text: str) -> str:
             f"expected CLIPSxCROPS, e.g. 1x1, 1x3 or the paper's 10x3 (crops: 1 or 3), got {text!r}"
         )
     return text
+
+
+def _positive_int(text: str) -> int:
+    """argparse type of counts that must be at least 1 (``--batch-size``, ``--topk``)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return value
+
+
+def _count(text: str) -> int:
+    """argparse type of counts that may be 0 (``--num-workers``)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 0, got {text!r}")
+    return value
 
 
 def _weight_file(text: str) -> str:
@@ -115,7 +139,7 @@ def _add_view_options(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="CLIPSxCROPS per video, e.g. 1x1 (fast) or 10x3; default: the weights' test protocol (10x3 for k400)",
     )
-    parser.add_argument("--batch-size", type=int, default=8, help="views per forward pass")
+    parser.add_argument("--batch-size", type=_positive_int, default=8, help="views per forward pass")
 
 
 def _add_runtime_options(parser: argparse.ArgumentParser) -> None:
@@ -147,7 +171,9 @@ def _add_list_options(parser: argparse.ArgumentParser, *names: str) -> None:
 
 def _add_video_input_options(parser: argparse.ArgumentParser) -> None:
     """VIDEO ... and/or --list FILE --data-root DIR; --num-workers, --no-progress: many videos, decoded by workers."""
-    parser.add_argument("videos", nargs="*", metavar="VIDEO", help="video files or frame folders")
+    parser.add_argument(
+        "videos", nargs="*", metavar="VIDEO", help="video files, frame folders, or folders of those (searched)"
+    )
     parser.add_argument("--list", help="also the videos of a list ('path label' lines, path,label CSV, frame folders)")
     parser.add_argument("--data-root", default="", help="folder the list paths are relative to")
     _add_loader_options(parser)
@@ -155,7 +181,7 @@ def _add_video_input_options(parser: argparse.ArgumentParser) -> None:
 
 def _add_loader_options(parser: argparse.ArgumentParser) -> None:
     """--num-workers and --no-progress: decoding processes (per process under torchrun), the progress bar."""
-    parser.add_argument("--num-workers", type=int, default=0, help="decoding processes (per process under torchrun)")
+    parser.add_argument("--num-workers", type=_count, default=0, help="decoding processes (per process under torchrun)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -173,16 +199,38 @@ def _add_timeline_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _input_videos(args: argparse.Namespace) -> list[str]:
-    """The videos named on the command line, then those of ``--list``."""
+    """The videos named on the command line (a folder: the videos and frame folders in it, as ``embed`` finds
+    them), then those of ``--list``; checked before any model loads (or torch is imported): none there is an
+    error."""
+    if not args.videos and not args.list:
+        raise ConfigError("expected VIDEO arguments or --list FILE, got neither")
+    if args.videos and not args.list and not any(Path(v).exists() for v in args.videos):
+        more = f" (nor any of the other {len(args.videos) - 1})" if len(args.videos) > 1 else ""
+        raise VideoError(f"no video at {args.videos[0]}{more}")
+    from ..embeddings import find_videos
     from ..train.datasets import class_names_from_lists, read_video_list
 
-    videos = list(args.videos)
+    videos = find_videos(args.videos)
+    for folder in (v for v in args.videos if Path(v).is_dir()):
+        if not any(f == folder or f.startswith(os.path.join(folder, "")) for f in videos):
+            raise VideoError(f"{folder}: expected video files or frame folders (img_00001.jpg, ...) in it, found none")
     if args.list:
         labels = class_names_from_lists(args.list)
         videos += [str(sample.path) for sample in read_video_list(args.list, args.data_root, label_names=labels)]
-    if not videos:
-        raise ConfigError("expected VIDEO arguments or --list FILE, got neither")
     return videos
+
+
+def _refuse_random_head(args: argparse.Namespace, model: Any) -> None:
+    """A model whose weights did not give its head would answer with random classes: a usage error."""
+    report = getattr(model, "load_report", None)
+    head = sorted(k for k in getattr(report, "reinitialised", ()) if k.startswith("head."))
+    if head:
+        source = args.checkpoint or getattr(args, "model", None) or getattr(args, "name", None)
+        raise ConfigError(
+            f"the weights of {source} hold no head for {model.num_classes} classes, so {', '.join(head)} would be "
+            "random: drop num_classes from --model-kwargs to use the weights' own head, or fine-tune it first "
+            "(tokshift-zoo train)"
+        )
 
 
 def _load_model(args: argparse.Namespace) -> Any:
@@ -201,6 +249,7 @@ def _load_model(args: argparse.Namespace) -> Any:
         views=args.views,
         **args.model_kwargs,
     )
+    _refuse_random_head(args, model)
     if runtime == "eager":
         return model
     from ..export import runtime_model

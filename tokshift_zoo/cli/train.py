@@ -13,9 +13,18 @@ from .options import AMP_CHOICES, _add_list_options, _json_object, _weight_file
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from ..train import TrainConfig, train
+    from ..train.datasets import VideoListError
 
     fields = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig) if hasattr(args, f.name)}
-    result = train(TrainConfig(**fields))
+    try:
+        result = train(TrainConfig(**fields))
+    except VideoListError as err:
+        missing = "no video file at" in str(err) or "no frame folder at" in str(err)
+        if missing and not args.data_root:
+            raise VideoListError(
+                f"{err}\n(the paths in a list are relative to --data-root DIR, which was not given: the current folder)"
+            ) from None
+        raise
     if os.environ.get("RANK", "0") == "0":
         print(json.dumps(result, indent=2))
     return 0
@@ -48,6 +57,11 @@ _TRAIN_FLAGS = {
     "grad_checkpointing": "recompute blocks to save memory",
     "deterministic": "deterministic kernels (slower)",
 }
+
+
+def _cores() -> int:
+    """The CPU cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def add_parsers(commands: argparse._SubParsersAction) -> None:
@@ -87,6 +101,9 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
             value_type = str if name == "resume" else float
         default = list(default) if isinstance(default, tuple) else default
         shown = "" if default is None else f" (default: {default})"
+        if name == "num_workers":  # no more loader processes than this machine has cores (torch warns)
+            default = min(default, _cores())
+            shown = f" (default: {default}, at most this machine's {_cores()} cores)"
         train.add_argument(
             f"--{name.replace('_', '-')}", type=value_type, default=default, help=help_text + shown, **extra
         )

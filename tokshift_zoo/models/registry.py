@@ -344,6 +344,9 @@ def register_weights(records: Iterable[Weights]) -> dict[str, Any]:
             raise ConfigError(f"weights record {record.key!r} is registered twice; each name.tag has one record")
         seen.add(record.key)
     _RECORDS.update({record.key: record for record in records})
+    # timm lists a tag as pretrained only when its cfg names a url, file or hub id; the authors' Drive releases
+    # (the k400 default tags) come through the zoo's loader, so timm's registry is told (timm has no public call)
+    timm.models._registry._model_has_pretrained.update(record.key for record in records if record.has_source)
     return generate_default_cfgs({r.key + ("*" if r.default else ""): r.timm_cfg_args() for r in records})
 
 

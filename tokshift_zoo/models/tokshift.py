@@ -17,6 +17,8 @@ with ``checkpoint_filter_fn`` first, as timm's ``pretrained_filter_fn`` would.
 
 from __future__ import annotations
 
+import difflib
+import inspect
 import logging
 from functools import partial
 from typing import Any
@@ -435,6 +437,18 @@ def feature_model(model: VideoVisionTransformer, feature_cls: Any = "getter", **
     return features
 
 
+def _check_arguments(variant: str, kwargs: dict[str, Any]) -> None:
+    """Refuse a keyword no builder layer takes, with the closest names (``pretraind``: did you mean
+    ``pretrained``?), instead of a TypeError from deep inside timm."""
+    layers = (build_model_with_cfg, VideoVisionTransformer.__init__, VisionTransformer.__init__)
+    known = {"pretrained"}.union(*(inspect.signature(f).parameters for f in layers)) - {"self", "kwargs"}
+    unknown = [key for key in kwargs if key not in known]
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], sorted(known), n=3)
+        hint = f": did you mean {' or '.join(map(repr, close))}?" if close else " (see help(tokshift_zoo.create_model))"
+        raise TypeError(f"{variant}() got an unexpected keyword argument {unknown[0]!r}{hint}")
+
+
 def _create_tokshift(variant: str, pretrained: bool = False, **kwargs: Any) -> nn.Module:
     """Build ``variant`` with timm's ``build_model_with_cfg``; its weights record and pretrained weights come from the
     zoo's weights loader, called back through the registry (it verifies sha256 pins and reads the authors' and
@@ -444,6 +458,7 @@ def _create_tokshift(variant: str, pretrained: bool = False, **kwargs: Any) -> n
     ``'getter'``, or a ``feature_cfg`` dict) wraps the loaded model in timm's feature class, as timm's ViT does.
     """
     features = pop_feature_args(kwargs)
+    _check_arguments(variant, kwargs)
     model = build_model_with_cfg(VideoVisionTransformer, variant, pretrained=False, **kwargs)
     input_size = (model.in_chans, *model.patch_embed.img_size)
     if tuple(model.pretrained_cfg.get("input_size") or ()) != input_size:  # so that timm's data config sees it

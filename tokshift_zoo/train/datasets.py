@@ -119,7 +119,9 @@ def _parse_rows(list_file: Path) -> list[_Row]:
     for number, text in lines:
         parts = text.rsplit(maxsplit=1)
         if len(parts) != 2:
-            problems.append(f"{list_file}:{number}: expected 'path label', found {text!r}")
+            csv_like = number == lines[0][0] and "," in text  # a CSV whose header does not name its columns
+            hint = " (a CSV list starts with the header line 'path,label')" if csv_like else ""
+            problems.append(f"{list_file}:{number}: expected 'path label', found {text!r}{hint}")
             continue
         rows.append(_Row(number, parts[0], parts[1], None))
     _raise_if(problems)

@@ -102,11 +102,13 @@ def frame_indices(
     training: bool = False,
     clip_index: int | None = None,
     generator: torch.Generator | None = None,
+    source: str | None = None,
 ) -> torch.Tensor:
     """Frame indices of ``spec``'s clips for a video of ``num_video_frames`` frames.
 
     Testing gives ``spec.test_clips`` clips (or clip ``clip_index`` of them), their starts placed by
     ``spec.start_rule``; training one random clip. See ``dense_indices`` and ``uniform_indices`` for the rules.
+    ``source``: the video's name, for the warnings.
 
     Returns:
         int64 tensor (clips, num_frames).
@@ -125,37 +127,52 @@ def frame_indices(
         )
     else:
         indices = uniform_indices(num_video_frames, spec.num_frames, num_clips, clip_index, training, generator)
-    _warn_if_short(spec, num_video_frames, indices, clip_index is None and not training)
+    _warn_if_short(spec, num_video_frames, indices, clip_index is None and not training, source)
     return indices
 
 
-def _warn_if_short(spec: ClipSpec, num_video_frames: int, indices: torch.Tensor, all_test_clips: bool) -> None:
-    """Say once (per process) when a video is too short for a clip or for the test clips asked for."""
+def _warn_if_short(
+    spec: ClipSpec, num_video_frames: int, indices: torch.Tensor, all_test_clips: bool, source: str | None = None
+) -> None:
+    """Say once (per run) when a video is too short for a clip or for the test clips asked for."""
     steps = indices.diff(dim=1)  # (clips, T - 1)
     spans = f"{spec.num_frames}x{spec.frame_stride} clip spans {spec.num_frames * spec.frame_stride}"
-    if bool((steps < 0).any()):
+    video = f"{source + ': ' if source else ''}a video of {_frames(num_video_frames)}"
+    still = (steps == 0).all(dim=1)  # (clips,): a clip of one frame, repeated
+    if spec.num_frames > 1 and bool(still.any()):
+        warn_once(
+            _logger,
+            "still",
+            f"{video} gives {spec.num_frames}-frame clips whose every index is frame {int(indices[still][0, 0])}: "
+            f"the model sees a still image, not motion (the {spans} frames); further such videos are not reported",
+        )
+    elif bool((steps < 0).any()):
         warn_once(
             _logger,
             "wrap",
-            f"a video of {num_video_frames} frames is shorter than the {spans} frames: its frame indices wrap "
-            "around to the start (as the authors' loader does); further short videos are not reported",
+            f"{video} is shorter than the {spans} frames: its frame indices wrap around to the start (as the "
+            "authors' loader does); further videos shorter than a clip's span are not reported",
         )
     elif bool((steps == 0).any()):
         warn_once(
             _logger,
             "repeat",
-            f"a video of {num_video_frames} frames has fewer than the {spec.num_frames} frames a clip needs: "
-            "frames are repeated to fill the clip; further short videos are not reported",
+            f"{video} has fewer than the {spec.num_frames} frames a clip needs: frames are repeated to fill the "
+            "clip; further videos with too few frames are not reported",
         )
     distinct = len(torch.unique(indices, dim=0)) if all_test_clips else len(indices)
     if distinct < len(indices):
         warn_once(
             _logger,
             "views",
-            f"{len(indices)} test clips per video were asked for, but a video of {num_video_frames} frames has "
+            f"{len(indices)} test clips per video were asked for, but a video of {_frames(num_video_frames)} has "
             f"only {distinct} distinct ones: the others repeat them (fewer clips give the same scores faster); "
             "further such videos are not reported",
         )
+
+
+def _frames(count: int) -> str:
+    return f"{count} frame" if count == 1 else f"{count} frames"
 
 
 def _check_video(video: torch.Tensor) -> None:

@@ -145,8 +145,13 @@ def _from_drive(name: str, folder_id: str, workdir: Path) -> tuple[Path, str]:
     folder_url = _drive_url(folder_id)
 
     def refused(err: Exception | str) -> DownloadError:
+        if _unreachable(err):  # DNS, refused connection, proxy, timeout: not Drive's quota
+            return DownloadError(
+                f"could not reach Google Drive for {name} ({_gist(err)}): check the network or use a mirror. "
+                f"{_manual_route(name, folder_id)}"
+            )
         return DownloadError(
-            f"Google Drive refused or failed the download of {name} from {folder_url} ({err}). Drive limits "
+            f"Google Drive refused or failed the download of {name} from {folder_url} ({_gist(err)}). Drive limits "
             f"downloads (quota, 'too many users'); try later, or use a mirror. {_manual_route(name, folder_id)}"
         )
 
@@ -187,6 +192,36 @@ def _from_drive(name: str, folder_id: str, workdir: Path) -> tuple[Path, str]:
     if not target.is_file() or target.stat().st_size == 0:
         raise refused("nothing was received")
     return target.rename(workdir / f"{name}.pth"), f"{folder_url} ({chosen})"
+
+
+def _causes(err: Exception | str) -> list[BaseException]:
+    """An error and those under it (``raise from``, urllib3's ``reason``, requests' wrapped error), outermost first."""
+    chain = []
+    while isinstance(err, BaseException) and err not in chain and len(chain) < 16:
+        chain.append(err)
+        inner = getattr(err, "reason", None)
+        if not isinstance(inner, BaseException):
+            inner = err.args[0] if err.args and isinstance(err.args[0], BaseException) else None
+        err = inner or err.__cause__ or err.__context__
+    return chain
+
+
+def _unreachable(err: Exception | str) -> bool:
+    """Whether an error is, underneath, a failure to connect at all (DNS, refused, proxy, timeout)."""
+    import requests
+
+    kinds = (requests.ConnectionError, requests.Timeout, ConnectionError, TimeoutError)
+    return any(isinstance(e, kinds) or type(e).__name__ in ("NameResolutionError", "gaierror") for e in _causes(err))
+
+
+def _gist(err: Exception | str, limit: int = 120) -> str:
+    """The innermost error's first line, cut to ``limit`` characters (requests' own repeat the URL and pool)."""
+    chain = _causes(err)
+    if not chain:
+        return str(err)[:limit]
+    inner = chain[-1]
+    text = f"{type(inner).__name__}: {str(inner).strip().splitlines()[0] if str(inner).strip() else ''}"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 @contextlib.contextmanager

@@ -136,7 +136,7 @@ def hub_download(repo_id: str, filename: str, *, revision: str | None, cache_dir
         if hf_constants.is_offline_mode():
             raise NotCachedError(
                 f"HF_HUB_OFFLINE is set and {what} is not in the cache {cache}. Fetch it once while online "
-                "(`tokshift-zoo download ...`), or unset HF_HUB_OFFLINE."
+                f"({_fetch_command(repo_id, filename, revision)}), or unset HF_HUB_OFFLINE."
             ) from err
         raise DownloadError(
             f"could not reach {hf_constants.ENDPOINT} for {what}, and it is not in the cache {cache}: {err}"
@@ -172,9 +172,15 @@ def _fail_fast_if_unreachable(repo_id: str, filename: str, revision: str | None,
         cache = cache_dir or hf_constants.HF_HUB_CACHE
         raise DownloadError(
             f"could not reach {hf_constants.ENDPOINT} for {what} ({type(err).__name__}: {err}), and it is not in "
-            f"the cache {cache}. With no network: fetch it once on a machine that has one (`tokshift-zoo download "
-            "NAME.TAG`) and copy the cache here, then set HF_HUB_OFFLINE=1 to use the cache only"
+            f"the cache {cache}. With no network: fetch it once on a machine that has one "
+            f"({_fetch_command(repo_id, filename, revision)}) and copy the cache here, then set HF_HUB_OFFLINE=1 to "
+            "use the cache only"
         ) from err
+
+
+def _fetch_command(repo_id: str, filename: str, revision: str | None) -> str:
+    """The command that puts one hub file into the cache (huggingface_hub's ``hf``, installed with it)."""
+    return f"`hf download {repo_id} {filename}{f' --revision {revision}' if revision else ''}`"
 
 
 def read_hub_config(hub_id: str, cache_dir: Any = None) -> dict[str, Any]:

@@ -149,11 +149,34 @@ def load_mapped(model: nn.Module, state_dict: dict[str, torch.Tensor], source: s
     )
 
 
-def load_local(model: nn.Module, path: Path) -> LoadReport:
+def fit_head_to_file(model: nn.Module, head_shape: tuple[int, ...] | None, source: str) -> None:
+    """Give ``model`` a head of the file's class count when the file's head (``head_shape``: (classes, width)) has
+    another: a checkpoint answers with its own head, never a random one. Other widths are left to the loader."""
+    if head_shape is None or len(head_shape) != 2 or head_shape[1] != model.num_features:
+        return
+    if head_shape[0] != model.num_classes:
+        _logger.info(
+            "%s: its head has %d classes (the model's: %d); the model takes it",
+            source,
+            head_shape[0],
+            model.num_classes,
+        )
+        model.reset_classifier(head_shape[0])
+
+
+def _npz_head_shape(path: Path) -> tuple[int, ...] | None:
+    with np.load(path) as npz:
+        return tuple(reversed(npz["head/kernel"].shape)) if "head/kernel" in npz.files else None
+
+
+def load_local(model: nn.Module, path: Path, fit_head: bool = False) -> LoadReport:
+    """Load a local weight file into ``model``; ``fit_head``: first give the model the file's head class count."""
     if path.suffix == ".npz":
         if not path.is_file():
             raise FileNotFoundError(f"no weight file at {path}")
         _check_vit_npz(path)
+        if fit_head:
+            fit_head_to_file(model, _npz_head_shape(path), str(path))
         head = {k: v.clone() for k, v in model.head.state_dict().items()}
         try:
             model.load_pretrained(str(path))  # timm's npz loader: resamples pos_embed, loads head only if it fits
@@ -166,6 +189,8 @@ def load_local(model: nn.Module, path: Path) -> LoadReport:
         report.reinitialised = [] if head_loaded else head_keys
         return report
     state_dict = checkpoint_filter_fn(load_state_dict_file(path), model)
+    if fit_head and "head.weight" in state_dict:
+        fit_head_to_file(model, tuple(state_dict["head.weight"].shape), str(path))
     return load_mapped(model, state_dict, str(path))
 
 
@@ -183,15 +208,17 @@ def _check_vit_npz(path: Path) -> None:
         )
 
 
-def load_weights_file(model: nn.Module, path: str | os.PathLike) -> LoadReport:
+def load_weights_file(model: nn.Module, path: str | os.PathLike, fit_head: bool = False) -> LoadReport:
     """Load a local weight file of any supported kind into ``model`` and log what happened.
 
     Args:
         model: a zoo ``VideoVisionTransformer``.
         path: ``.safetensors`` (zoo format or timm's), an authors'-format / timm torch checkpoint, or a Google
-            ViT ``.npz``. A head whose class count differs from the model's is left re-initialised, as timm does.
+            ViT ``.npz``.
+        fit_head: a head whose class count differs from the model's is loaded, the model's head resized to it
+            (``create_model`` asks for this unless ``num_classes`` was given); else it is left re-initialised.
     """
-    report = load_local(model, Path(path))
+    report = load_local(model, Path(path), fit_head)
     _logger.info("%s", report)
     return report
 

@@ -110,9 +110,14 @@ def load_pretrained(model: nn.Module, cache_dir: str | os.PathLike | None = None
     fetched = fetch_pretrained(
         record, cache_dir=cache_dir, model_kwargs=_shape_overrides(model) if needs_shapes else None
     )
-    report = load_local(model, fetched.path)
+    # a user's own file (timm's pretrained_cfg_overlay=dict(file=...)) gives its head, unless num_classes was asked
+    cfg = model.pretrained_cfg
+    own_file = bool(cfg.get("file")) and not str(cfg["file"]).startswith(PACKAGE_SCHEME)
+    report = load_local(model, fetched.path, fit_head=own_file and model.num_classes == cfg.get("num_classes"))
     report.source = str(fetched)
     model.weights = record.replace(sha256=fetched.sha256)
+    if own_file:  # the file's head may have replaced the record's
+        model.weights = model.weights.fit(model)
     _logger.info("%s: %s", record.key, report)
     return report
 
