@@ -39,6 +39,7 @@ def dense_indices(
     clip_index: int | None = None,
     training: bool = False,
     generator: torch.Generator | None = None,
+    authors_start: bool = False,
 ) -> torch.Tensor:
     """Frame indices of dense "NxS" clips: ``num_frames`` frames, ``stride`` frames apart.
 
@@ -66,6 +67,8 @@ def dense_indices(
         clip_index: test only: return just this clip of the ``num_clips`` spread ones.
         training: random starts instead of the evenly spread test starts.
         generator: the random source for training; ``None`` uses torch's global generator.
+        authors_start: training: draw starts as the authors' ``read_random_clip`` does, ``randint(0, L - N * S)``
+            with its upper end excluded (0 when that range is empty), for their recipe.
 
     Returns:
         int64 tensor of shape (num_clips, num_frames), or (1, num_frames) when ``clip_index`` is given.
@@ -75,7 +78,8 @@ def dense_indices(
         raise ValueError(f"stride must be >= 1, got {stride}")
     max_start = max(num_video_frames - num_frames * stride, 0)
     if training:
-        starts = torch.randint(0, max_start + 1, (num_clips,), generator=generator)
+        high = max(max_start, 1) if authors_start else max_start + 1
+        starts = torch.randint(0, high, (num_clips,), generator=generator)
     elif num_clips == 1:
         starts = torch.tensor([max_start // 2])
     else:
