@@ -6,9 +6,10 @@ import re
 from pathlib import Path
 
 import pytest
+from huggingface_hub import ModelCard
 
 import tokshift_zoo
-from tokshift_zoo.model_cards import CARDS_DIR, check_cards, main, render_card, write_cards
+from tokshift_zoo.model_cards import CARDS_DIR, RunCard, check_cards, main, render_card, render_run_card, write_cards
 from tokshift_zoo.models import get_video_cfg
 
 ENTRIES = tokshift_zoo.list_models(pretrained=True)
@@ -75,3 +76,45 @@ def test_published_card_says_how_to_load_it_from_its_repo():
 def test_cards_do_not_depend_on_the_machine():
     card = render_card(ENTRIES[0])
     assert str(Path.home()) not in card and str(CARDS_DIR.parent) not in card
+
+
+def _run_card(**overrides) -> RunCard:
+    fields = dict(
+        repo_id="org/kitchen",
+        architecture="tokshift_base16_224_8f",
+        model_args={"num_classes": 2},
+        base_model="tokshift_base16_224_8f.in21k",
+        base_hub_id="timm/vit_base_patch16_224.orig_in21k",
+        dataset="my-lab/kitchen",
+        label_names=["chop", "stir"],
+        num_classes=2,
+        preprocessing=dict(input_size=[3, 224, 224], num_frames=8, frame_stride=32, sampling="dense", mean=[0.5] * 3,
+                           std=[0.5] * 3, interpolation="bicubic", crop_pct=1.0, test_clips=10, test_crops=3),
+        sha256="cd" * 32,
+        files=["config.json", "model.safetensors", "README.md"],
+        install="tokshift-zoo @ git+https://example.org/tokshift-zoo@v1",
+    )  # fmt: skip
+    return RunCard(**(fields | overrides))
+
+
+def test_run_card_is_about_the_fine_tuned_model():
+    card = ModelCard(render_run_card(_run_card(validation={"val_top1": 87.5, "val_loss": 0.41}, best_epoch=3)))
+    assert card.data.base_model == "timm/vit_base_patch16_224.orig_in21k" and card.data.datasets == ["my-lab/kitchen"]
+    (top1,) = card.data.eval_results  # no top-5 figure: no top-5 result
+    assert (top1.metric_value, top1.dataset_name, top1.metric_name) == (
+        87.5,
+        "my-lab/kitchen",
+        "Top-1 accuracy (validation, epoch 3)",
+    )
+    text = card.content
+    assert "[tokshift_base16_224_8f.in21k](https://huggingface.co/timm/vit_base_patch16_224.orig_in21k)" in text
+    assert 'pip install "tokshift-zoo @ git+https://example.org/tokshift-zoo@v1"' in text
+    assert 'views="10x3"' in text and 'dense: 8 frames, 32 frames apart ("8x32")' in text and "chop, stir" in text
+    assert text.index("pip install") < text.index("import tokshift_zoo") < text.index("timm.create_model(")
+
+
+def test_run_card_without_validation_says_so_and_claims_no_figures():
+    card = ModelCard(render_run_card(_run_card(repo_id=None, label_names=None, base_hub_id=None)))
+    assert card.data.eval_results is None and "model-index" not in card.content.split("---")[1]
+    assert "no validation figures" in card.content and "integer labels: no class names" in card.content
+    assert 'tokshift_zoo.load("local-dir:PATH")' in card.content and "snapshot_download" not in card.content

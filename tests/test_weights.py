@@ -272,6 +272,34 @@ def test_hf_hub_name_without_video_cfg_drops_the_registry_pin(hub, tiny_model, m
     assert_same_weights(model, tiny_model)
 
 
+def test_local_dir_name_loads_the_folders_weights(tiny_model, tmp_path):
+    """``local-dir:PATH`` (timm's source for a folder holding a repo's files): the folder's weight file, checked
+    against its config.json pin when it has one; without a video_cfg, timm's model.safetensors, unchecked."""
+    data = safetensors_bytes(tiny_model)
+    (tmp_path / "model.safetensors").write_bytes(data)
+    (tmp_path / "config.json").write_bytes(timm_config())
+    for create in (tokshift_zoo.create_model, timm.create_model):
+        model = create(f"local-dir:{tmp_path}", pretrained=True)
+        assert_same_weights(model, tiny_model)
+        assert model.load_report.source == f"local-dir:{tmp_path}/model.safetensors (local file, no sha256 check)"
+        assert model.video_cfg.sha256 is None and model.video_cfg.num_frames == 8
+
+    (tmp_path / "weights.safetensors").write_bytes(data)
+    (tmp_path / "config.json").write_bytes(timm_config(sha256=sha256(data), filename="weights.safetensors"))
+    model = tokshift_zoo.load(f"local-dir:{tmp_path}", device="cpu")
+    assert_same_weights(model, tiny_model)
+    assert tokshift_zoo.download(f"local-dir:{tmp_path}").path == tmp_path / "weights.safetensors"
+    assert (
+        model.video_cfg.num_frames == 4 and "verified against the folder's config.json pin" in model.load_report.source
+    )
+    (tmp_path / "config.json").write_bytes(timm_config(sha256="3" * 64, filename="weights.safetensors"))
+    with pytest.raises(ChecksumError, match="weights.safetensors: sha256 .* does not match the pin"):
+        tokshift_zoo.create_model(f"local-dir:{tmp_path}", pretrained=True)
+    (tmp_path / "config.json").write_bytes(timm_config(filename="gone.safetensors"))
+    with pytest.raises(FileNotFoundError, match="no gone.safetensors in the local-dir folder"):
+        tokshift_zoo.create_model(f"local-dir:{tmp_path}", pretrained=True)
+
+
 def test_download_command_prints_the_verified_path(hub, tiny_model, capsys, monkeypatch, tmp_path):
     from tokshift_zoo.cli import main
 

@@ -33,7 +33,12 @@ from .atomic import atomic_write
 from .errors import WeightsError
 from .models.checkpoints import checkpoint_filter_fn
 from .models.registry import get_video_cfg, list_models
-from .weights.local import load_state_dict_file, read_safetensors_metadata
+from .weights.local import (
+    is_training_output,
+    load_state_dict_file,
+    read_checkpoint_metadata,
+    read_safetensors_metadata,
+)
 from .weights.pins import sha256_file
 
 __all__ = [
@@ -155,7 +160,8 @@ def convert(
     safetensors, refusing anything that does not map exactly onto the architecture.
 
     Args:
-        src: the authors' ``.pth`` (read with ``weights_only=True``) or a timm/zoo state dict file.
+        src: the authors' ``.pth`` (read with ``weights_only=True``) or a timm/zoo state dict file. A training
+            run's ``best.safetensors`` is copied with its metadata (classes, video settings, figures).
         dst: the ``.safetensors`` to write; replaced atomically, never left half-written.
         model_name: the zoo architecture; None to detect it from the shapes (``detect_architecture``), or
             ``DEFAULT_ARCHITECTURE`` when ``model_kwargs`` resize the model.
@@ -177,6 +183,8 @@ def convert(
         raise ConversionError(f"{dst}: the destination must be a .safetensors file")
     if dst.resolve() == src.resolve():
         raise ConversionError(f"{dst}: the destination must differ from the source")
+    if is_training_output(src):
+        return _copy_training_output(src, dst, model_name)
     raw = load_state_dict_file(src)
     state_dict = raw.get("state_dict", raw)
     found = _shapes(state_dict)
@@ -247,7 +255,30 @@ def convert(
     return Converted(dst, model_name, model_kwargs, tag, sha256, source_sha256)
 
 
+def _copy_training_output(src: Path, dst: Path, model_name: str | None) -> Converted:
+    """A training run's ``best.safetensors`` is already in the zoo's names: copied with its metadata (classes,
+    video settings, figures), so that nothing the run recorded is lost."""
+    metadata = read_safetensors_metadata(src)
+    decoded = read_checkpoint_metadata(src)
+    if model_name is not None and model_name != decoded["architecture"]:
+        found = decoded["architecture"]
+        raise ConversionError(f"{src}: a {found} fine-tuned by `tokshift-zoo train`, not a {model_name}")
+    tensors = load_state_dict_file(src)
+    source_sha256 = sha256_file(src)
+    metadata.update(source_file=src.name, source_sha256=source_sha256)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(dst, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
+    tag = str(decoded["pretrained_cfg"].get("tag") or "")
+    kwargs = dict(decoded.get("model_kwargs") or {})
+    return Converted(dst, decoded["architecture"], kwargs, tag, sha256_file(dst), source_sha256)
+
+
 def _read_metadata(path: Path) -> dict[str, str]:
+    if is_training_output(path):
+        raise ConversionError(
+            f"{path}: a model fine-tuned by `tokshift-zoo train`; publish it with its run, classes and figures: "
+            "`tokshift-zoo publish-run RUN_DIR ORG/REPO --dataset NAME` (tokshift_zoo.publish.publish_run)"
+        )
     metadata = read_safetensors_metadata(path)
     if "architecture" not in metadata:
         raise ConversionError(f"{path}: not a tokshift-zoo converted file (no 'architecture' in its metadata)")

@@ -5,23 +5,41 @@ cards and exits 1). ``render_card`` also writes the README of a repo that ``toks
 publishes. Each card has Hugging Face card metadata (license, ``library_name: timm``, ``pipeline_tag:
 video-classification``, datasets, the paper's top-1 as ``model-index``), the paper's top-1 and GFLOPs, the
 preprocessing, the sha256, how to load the weights, and the citation. Nothing in a card depends on the machine.
+
+``render_run_card`` writes the card of a fine-tuned model that ``tokshift-zoo publish-run`` publishes, from the
+Jinja template ``data/run_model_card.md`` through huggingface_hub's ``ModelCard``: the base model, the dataset,
+the run's validation figures (as ``EvalResult`` entries), the preprocessing, the recipe, and how to install the
+package and load the model.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import timm
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from .models.registry import VideoCfg, get_entry, get_video_cfg, list_models
 
-__all__ = ["CARDS_DIR", "check_cards", "render_card", "write_cards"]
+__all__ = [
+    "CARDS_DIR",
+    "RUN_CARD_TEMPLATE",
+    "RunCard",
+    "check_cards",
+    "render_card",
+    "render_run_card",
+    "write_cards",
+]
 
 CARDS_DIR = Path(__file__).resolve().parents[1] / "model_cards"
+RUN_CARD_TEMPLATE = Path(__file__).resolve().parent / "data" / "run_model_card.md"
 
 # registry dataset name -> (display name, Hugging Face dataset id used in card metadata)
 _DATASETS = {"kinetics400": ("Kinetics-400", "kinetics-400"), "imagenet-21k": ("ImageNet-21k", "imagenet-21k")}
@@ -256,6 +274,98 @@ def render_card(
     if video.dataset == "imagenet-21k":
         lines += ["", "The ImageNet-21k weights are Google's ViT:", "", "```bibtex", _VIT_CITATION, "```"]
     return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True)
+class RunCard:
+    """What the card of a fine-tuned model says; ``publish.stage_run`` fills it from the run and its config.
+
+    Attributes:
+        repo_id: the hub repo (``ORG/REPO``) the snippets load; None: a ``local-dir:`` snippet.
+        architecture, model_args: the builder and its arguments (timm's ``config.json``).
+        base_model: what the run fine-tuned (``NAME.TAG``, ``hf-hub:ORG/REPO`` or a file name); base_hub_id:
+            its hub repo, the card metadata's ``base_model``, when it has one.
+        dataset: the dataset's name, as the publisher gave it.
+        label_names, num_classes: the classes.
+        preprocessing: the ``DataConfig`` as a dict (``config.json``'s ``preprocessing``).
+        validation: the validation figures of the epoch the weights come from (``val_top1``, ``val_top5``, ...,
+            top-1/top-5 in %), empty without validation; best_epoch, epochs: that epoch and the run's count.
+        recipe: the run's settings shown in the card; recipe_file: the settings file in the repo, if any.
+        sha256: of ``model.safetensors``; files: the repo's files.
+        install: what ``pip install`` needs to get the package; license: the card's licence id, if known.
+    """
+
+    repo_id: str | None
+    architecture: str
+    model_args: Mapping[str, Any]
+    base_model: str | None
+    base_hub_id: str | None
+    dataset: str
+    label_names: Sequence[str] | None
+    num_classes: int
+    preprocessing: Mapping[str, Any]
+    validation: Mapping[str, float] = field(default_factory=dict)
+    best_epoch: int | None = None
+    epochs: int | None = None
+    recipe: Mapping[str, Any] = field(default_factory=dict)
+    recipe_file: str | None = None
+    sha256: str = ""
+    files: Sequence[str] = ()
+    install: str = "tokshift-zoo"
+    license: str | None = None
+
+
+def _run_eval_results(card: RunCard) -> list[EvalResult]:
+    """The card metadata's ``model-index``: top-1 (and top-5) on the validation split, as the run measured."""
+    results = []
+    for key, metric_type, words in (("val_top1", "accuracy", "Top-1"), ("val_top5", "top_5_accuracy", "Top-5")):
+        if key in card.validation:
+            results.append(
+                EvalResult(
+                    task_type="video-classification",
+                    dataset_type=card.dataset,
+                    dataset_name=card.dataset,
+                    dataset_split="validation",
+                    metric_type=metric_type,
+                    metric_value=round(float(card.validation[key]), 4),
+                    metric_name=f"{words} accuracy (validation, epoch {card.best_epoch})",
+                )
+            )
+    return results
+
+
+def render_run_card(card: RunCard, template: str | os.PathLike | None = None) -> str:
+    """The model card of a fine-tuned model, as Markdown with Hugging Face card metadata.
+
+    The metadata (``ModelCardData``): ``library_name: timm``, ``pipeline_tag: video-classification``, the
+    dataset, the base model's hub repo, the licence, and the validation top-1/top-5 as ``EvalResult`` entries.
+    The text comes from ``template`` (default ``RUN_CARD_TEMPLATE``), a Jinja template rendered by
+    ``ModelCard.from_template`` with ``card_data`` (the YAML), ``card`` (this ``RunCard``), ``title``,
+    ``load_name`` (``hf-hub:ORG/REPO``), ``views`` (the test views, ``"CLIPSxCROPS"``) and ``citation``.
+    """
+    results = _run_eval_results(card)
+    data = ModelCardData(
+        library_name="timm",
+        pipeline_tag="video-classification",
+        tags=["timm", "tokshift-zoo", "video-classification", "vision-transformer"],
+        datasets=[card.dataset],
+        base_model=card.base_hub_id,
+        license=card.license,
+        metrics=["accuracy"] if results else None,
+        model_name=card.repo_id or card.architecture,
+        eval_results=results or None,
+    )
+    prep = card.preprocessing
+    rendered = ModelCard.from_template(
+        data,
+        template_path=str(template or RUN_CARD_TEMPLATE),
+        card=card,
+        title=card.repo_id or f"{card.architecture} fine-tuned on {card.dataset}",
+        load_name=f"hf-hub:{card.repo_id}" if card.repo_id else "local-dir:PATH",
+        views=f"{prep.get('test_clips', 1)}x{prep.get('test_crops', 1)}",
+        citation=_CITATION,
+    )
+    return str(rendered).rstrip("\n") + "\n"
 
 
 def _cards_in(out_dir: Path) -> set[Path]:

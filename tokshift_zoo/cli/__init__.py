@@ -8,9 +8,9 @@ a usage error (bad arguments, unknown names, a bad list: ``ConfigError``; a devi
 package imports no torch, so ``--help`` is quick.
 
 ``options`` holds the option types and blocks and the helpers every command shares; one module per command group
-(``models``, ``inference``, ``export``, ``train``, ``benchmark``, ``demo``) holds its ``_cmd_*`` functions and
-``add_parsers``, which adds its commands' parsers; ``main`` builds the parser from them and turns errors into one
-line and an exit code.
+(``models``, ``publish``, ``inference``, ``export``, ``train``, ``benchmark``, ``demo``) holds its ``_cmd_*``
+functions and ``add_parsers``, which adds its commands' parsers; ``main`` builds the parser from them and turns
+errors into one line and an exit code.
 """
 
 from .main import build_parser, main

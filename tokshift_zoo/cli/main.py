@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from .. import __version__
 from ..errors import ConfigError, DeviceError, TokShiftZooError
-from . import benchmark, demo, export, inference, models, train
+from . import benchmark, demo, export, inference, models, publish, train
 from .options import _HelpFormatter, _Parser
 
 _DESCRIPTION = """\
@@ -34,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
-    for group in (models, train, inference, export, demo, benchmark):  # the order of the commands in --help
+    for group in (models, publish, train, inference, export, demo, benchmark):  # the order of the commands in --help
         group.add_parsers(commands)
     return parser
 

@@ -7,6 +7,7 @@ import json
 import sys
 
 from .options import _json_object
+from .publish import add_dataset_option
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
@@ -41,10 +42,15 @@ def _cmd_download(args: argparse.Namespace) -> int:
 
 def _cmd_convert(args: argparse.Namespace) -> int:
     from ..convert import convert, publish
+    from ..publish import publish_run
+    from ..weights import is_training_output
 
     result = convert(args.src, args.dst, args.model, model_kwargs=args.model_kwargs or None, tag=args.tag)
     print(f"{result.path} ({result.architecture}, sha256 {result.sha256})")
-    if args.push:
+    if args.push and is_training_output(args.src):  # a fine-tuned model: published with its run and card
+        print(publish_run(args.src, args.push, dataset=args.dataset or "", private=args.private or None).commit_url)
+        print(f'load it with tokshift_zoo.load("hf-hub:{args.push}")')
+    elif args.push:
         print(publish(result.path, args.push, private=args.private or None))
         print(f'load it with tokshift_zoo.create_model("hf-hub:{args.push}", pretrained=True)')
     return 0
@@ -88,7 +94,11 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
         "safetensors, with the architecture and the source's sha256 in its metadata. Keys with no place in the "
         "model are refused and listed; DST is written atomically.",
     )
-    convert.add_argument("src", help="the authors' .pth (read with weights_only=True)")
+    convert.add_argument(
+        "src",
+        help="the authors' .pth (read with weights_only=True), or a training run's best.safetensors (copied with its "
+        "classes; --push then publishes the run as publish-run does)",
+    )
     convert.add_argument("dst", help="the .safetensors to write")
     convert.add_argument(
         "--model", help="the architecture (default: detected from the shapes, else tokshift_base16_224_8f)"
@@ -99,6 +109,7 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     convert.add_argument("--tag", default="k400", help="registry tag whose preprocessing and labels apply")
     convert.add_argument("--push", metavar="ORG/REPO", help="then publish model.safetensors, config.json, README.md")
     convert.add_argument("--private", action="store_true", help="with --push: create the repo private")
+    add_dataset_option(convert, required=False)
     convert.set_defaults(func=_cmd_convert)
 
     publish = commands.add_parser(

@@ -196,12 +196,13 @@ def list_models(filter: str = "", pretrained: bool = False) -> list[str]:  # noq
 
 
 def check_model_name(name: str) -> None:
-    """Refuse a ``name[.tag]`` the zoo does not have, suggesting the closest names (``hf-hub:`` names pass).
+    """Refuse a ``name[.tag]`` the zoo does not have, suggesting the closest names (``hf-hub:`` and
+    ``local-dir:`` names pass: timm reads their ``config.json``).
 
     Raises:
         ConfigError: an unknown model, or an unknown tag of a known one; the message gives the closest matches.
     """
-    if name.startswith("hf-hub:"):
+    if name.startswith(("hf-hub:", "local-dir:")):
         return
     arch, _, tag = name.partition(".")
     models = list_models()

@@ -25,6 +25,7 @@ from .authors import fetch_authors_release
 from .hub import fetch_hub_file, hub_video_cfg
 from .local import (
     LoadReport,
+    is_training_output,
     load_state_dict_file,
     load_weights_file,
     read_checkpoint_metadata,
@@ -50,6 +51,7 @@ __all__ = [
     "fetch_pretrained",
     "fetch_url",
     "hub_video_cfg",
+    "is_training_output",
     "load_pretrained",
     "load_state_dict_file",
     "load_weights_file",

@@ -27,7 +27,7 @@ from ..errors import ChecksumError, DownloadError, NotCachedError
 from ..models.registry import VideoCfg, get_video_cfg
 from .pins import GIT_SHA1_HEX, SHA256_HEX, Fetched, git_blob_sha1, require_safetensors, sha256_file
 
-__all__ = ["fetch_hub_file", "hub_video_cfg", "read_hub_config", "split_revision"]
+__all__ = ["fetch_hub_file", "hub_video_cfg", "read_hub_config", "saved_video_cfg", "split_revision"]
 
 
 def split_revision(hub_id: str) -> tuple[str, str | None]:
@@ -188,16 +188,24 @@ def read_hub_config(hub_id: str, cache_dir: Any = None) -> dict[str, Any]:
 def hub_video_cfg(model: nn.Module, cache_dir: str | os.PathLike | None = None) -> VideoCfg | None:
     """The ``VideoCfg`` of a model built from an ``hf-hub:`` name; None for any other model.
 
-    The repo's ``config.json`` may carry one as a top-level ``video_cfg`` (``tokshift-zoo convert --push`` writes
-    it, with the sha256 of the repo's weights); timm ignores that key. Without it, the registry entry of the same
-    ``architecture.tag`` is used with its sha256 pin dropped, as that pin belongs to another source.
+    See ``saved_video_cfg`` for what the repo's ``config.json`` gives.
     """
     cfg = getattr(model, "pretrained_cfg", None) or {}
     if cfg.get("source") != "hf-hub" or not cfg.get("hf_hub_id"):
         return None
-    base = get_video_cfg(model)
-    found = read_hub_config(cfg["hf_hub_id"], cache_dir).get("video_cfg")
+    return saved_video_cfg(read_hub_config(cfg["hf_hub_id"], cache_dir), get_video_cfg(model))
+
+
+def saved_video_cfg(config: dict[str, Any], base: VideoCfg) -> VideoCfg:
+    """The ``VideoCfg`` a repo's (or a ``local-dir:`` folder's) ``config.json`` gives.
+
+    The config may carry one as a top-level ``video_cfg`` (``tokshift-zoo convert --push`` and ``publish-run``
+    write it, with the sha256 of the repo's weights); timm ignores that key. Without it, ``base`` (the registry
+    entry of the same ``architecture.tag``) is used with its sha256 pin dropped, as that pin belongs to another
+    source, and timm's file name, ``model.safetensors``.
+    """
+    found = config.get("video_cfg")
     if not isinstance(found, dict):
-        return dataclasses.replace(base, sha256=None)
+        return dataclasses.replace(base, sha256=None, filename="model.safetensors")
     known = {f.name for f in dataclasses.fields(VideoCfg)}
     return VideoCfg(**{k: v for k, v in found.items() if k in known})

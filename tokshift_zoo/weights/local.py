@@ -1,4 +1,5 @@
-"""Local weight files into a model: the zoo's safetensors, the authors' ``.pth`` and Google's ViT ``.npz``.
+"""Local weight files into a model: the zoo's safetensors, the authors' ``.pth`` and Google's ViT ``.npz``; and
+``local-dir:`` folders (a hub repo's files on disk: ``config.json`` beside the weights).
 
 Torch files are read with ``weights_only=True``; names are mapped by ``models.checkpoints.checkpoint_filter_fn``;
 every load reports which keys were loaded, which were re-initialised and which were unused.
@@ -18,11 +19,15 @@ import torch.nn as nn
 from safetensors import safe_open
 from safetensors.torch import load_file
 
-from ..errors import WeightsError
+from ..errors import ChecksumError, WeightsError
 from ..models.checkpoints import checkpoint_filter_fn
+from .pins import Fetched, sha256_file
 
 __all__ = [
     "LoadReport",
+    "fetch_dir_file",
+    "is_training_output",
+    "read_dir_config",
     "load_state_dict_file",
     "load_weights_file",
     "read_checkpoint_metadata",
@@ -171,3 +176,59 @@ def read_checkpoint_metadata(path: str | os.PathLike) -> dict[str, Any]:
         except json.JSONDecodeError:  # plain strings (convert writes the architecture as is)
             decoded[key] = value
     return decoded
+
+
+def is_training_output(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is weights a training run wrote (the trainer's ``best.safetensors``): a safetensors file
+    whose metadata carries the fine-tuned model's ``pretrained_cfg`` (classes) and ``video_cfg``."""
+    path = Path(path)
+    if path.suffix != ".safetensors" or not path.is_file():
+        return False
+    return {"architecture", "pretrained_cfg", "video_cfg"} <= read_safetensors_metadata(path).keys()
+
+
+def read_dir_config(folder: str | os.PathLike) -> dict[str, Any]:
+    """The ``config.json`` of a ``local-dir:`` folder (timm's format, with the zoo's ``video_cfg`` if present).
+
+    Raises:
+        FileNotFoundError: the folder has no ``config.json``.
+        WeightsError: the file is not a JSON object.
+    """
+    path = Path(folder) / "config.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"no config.json in the local-dir folder {folder}")
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise WeightsError(f"{path}: expected a JSON object (timm's config.json), found invalid JSON: {err}") from err
+    if not isinstance(config, dict):
+        raise WeightsError(f"{path}: expected a JSON object (timm's config.json), found {type(config).__name__}")
+    return config
+
+
+def fetch_dir_file(folder: str | os.PathLike, filename: str, sha256: str | None = None) -> Fetched:
+    """The weight file of a ``local-dir:`` folder, checked against the sha256 its ``config.json`` pins.
+
+    Args:
+        folder: the folder timm's ``local-dir:PATH`` names (a hub repo's files, e.g. from ``snapshot_download``).
+        filename: the weight file in it (the folder's ``video_cfg.filename``, else ``model.safetensors``); any
+            format ``load_weights_file`` reads.
+        sha256: the folder's own pin (``video_cfg.sha256`` in its ``config.json``), or None: loaded unchecked,
+            like any file of the user's.
+
+    Raises:
+        FileNotFoundError: no such file in the folder.
+        ChecksumError: the file's bytes do not match the pin (the file is left where it is).
+    """
+    path = Path(folder) / filename
+    source = f"local-dir:{folder}/{filename}"
+    if not path.is_file():
+        raise FileNotFoundError(f"no {filename} in the local-dir folder {folder} (its config.json names that file)")
+    if not sha256:
+        return Fetched(path, source)
+    actual = sha256_file(path)
+    if actual != sha256.lower():
+        raise ChecksumError(
+            f"{path}: sha256 {actual} does not match the pin in {Path(folder) / 'config.json'}, {sha256.lower()}"
+        )
+    return Fetched(path, source, sha256=actual, verified_by="the folder's config.json pin")

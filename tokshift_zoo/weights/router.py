@@ -1,7 +1,8 @@
 """Which source serves a registry entry's weights, and loading them into a built model.
 
 Sources, in the order ``fetch_pretrained`` tries them for a model's ``pretrained_cfg``: ``file`` (a packaged
-file, pinned, or the user's own path), ``hf_hub_id`` (``hub.py``), ``url`` (``url.py``). ``prepare_model`` is
+file, pinned; a ``local-dir:`` folder's weight file, checked against the folder's own pin; or the user's own
+path), ``hf_hub_id`` (``hub.py``), ``url`` (``url.py``). ``prepare_model`` is
 the loader the model builders call back (installed in the registry by ``tokshift_zoo.weights``).
 """
 
@@ -19,8 +20,8 @@ import torch.nn as nn
 from ..errors import ConfigError, DownloadError
 from ..models.registry import PACKAGE_SCHEME, VideoCfg, check_model_name, get_entry, get_video_cfg, list_models
 from .authors import fetch_authors_release
-from .hub import fetch_hub_file, hub_video_cfg, read_hub_config
-from .local import LoadReport, load_local
+from .hub import fetch_hub_file, hub_video_cfg, read_hub_config, saved_video_cfg
+from .local import LoadReport, fetch_dir_file, load_local, read_dir_config
 from .package import fetch_package_file
 from .pins import Fetched
 from .url import fetch_url
@@ -47,10 +48,12 @@ def fetch_pretrained(
 ) -> Fetched:
     """Get the weight file a ``pretrained_cfg`` names onto local disk, verified.
 
-    Sources in order: ``file`` (``package://`` files are checked against ``video_cfg.sha256``; other paths are
-    the user's own and load unchecked), ``hf_hub_id`` (``hf_hub_filename`` or ``video_cfg.filename``), ``url``,
-    then the authors' release of the registry entry (a mirror or their Google Drive, see ``authors.py``),
-    checked against the architecture that ``model_kwargs`` (shape overrides) describe.
+    Sources in order: ``file`` (``package://`` files are checked against ``video_cfg.sha256``; the folder of a
+    ``local-dir:`` name, timm's ``source: local-dir``, gives its ``video_cfg.filename``, checked against its
+    ``video_cfg.sha256`` when it has one; other paths are the user's own and load unchecked), ``hf_hub_id``
+    (``hf_hub_filename`` or ``video_cfg.filename``), ``url``, then the authors' release of the registry entry (a
+    mirror or their Google Drive, see ``authors.py``), checked against the architecture that ``model_kwargs``
+    (shape overrides) describe.
 
     Raises:
         DownloadError: no source can serve the weights; the message gives the route.
@@ -62,6 +65,8 @@ def fetch_pretrained(
     file = pretrained_cfg.get("file")
     if file and str(file).startswith(PACKAGE_SCHEME):
         return fetch_package_file(str(file), pin)
+    if file and pretrained_cfg.get("source") == "local-dir":  # timm's file is then the folder
+        return fetch_dir_file(file, filename, pin)
     if file:
         return Fetched(Path(file), str(file))
     if pretrained_cfg.get("hf_hub_id"):
@@ -121,7 +126,8 @@ def load_pretrained(model: nn.Module, cache_dir: str | os.PathLike | None = None
 
 
 def download(name: str, cache_dir: str | os.PathLike | None = None) -> Fetched:
-    """Fetch and verify the weights of ``NAME[.TAG]`` or ``hf-hub:ORG/REPO[@REV]`` into the cache.
+    """Fetch and verify the weights of ``NAME[.TAG]`` or ``hf-hub:ORG/REPO[@REV]`` into the cache (for a
+    ``local-dir:PATH``, find and verify the folder's weight file).
 
     Returns:
         The verified local file and its provenance (``Fetched.path`` is what ``tokshift-zoo download`` prints).
@@ -138,13 +144,28 @@ def download(name: str, cache_dir: str | os.PathLike | None = None) -> Fetched:
         video = config.get("video_cfg") if isinstance(config.get("video_cfg"), dict) else {}
         filename = pretrained_cfg.get("hf_hub_filename") or video.get("filename") or "model.safetensors"
         return fetch_hub_file(hub_id, filename, sha256=video.get("sha256"), cache_dir=cache_dir)
+    if name.startswith("local-dir:"):
+        folder = name.removeprefix("local-dir:")
+        video = read_dir_config(folder).get("video_cfg")
+        video = video if isinstance(video, dict) else {}
+        return fetch_dir_file(folder, video.get("filename") or "model.safetensors", video.get("sha256"))
     check_model_name(name)  # an unknown name or tag: the closest ones
     pretrained_cfg = timm.models.get_pretrained_cfg(name).to_dict()
     return fetch_pretrained(pretrained_cfg, get_video_cfg(name), cache_dir=cache_dir)
 
 
+def source_video_cfg(model: nn.Module, cache_dir: str | os.PathLike | None = None) -> VideoCfg | None:
+    """The ``VideoCfg`` an ``hf-hub:`` repo's or a ``local-dir:`` folder's ``config.json`` gives; None for a
+    model built from a registry name."""
+    cfg = getattr(model, "pretrained_cfg", None) or {}
+    if cfg.get("source") == "local-dir" and cfg.get("file"):
+        return saved_video_cfg(read_dir_config(cfg["file"]), get_video_cfg(model))
+    return hub_video_cfg(model, cache_dir)
+
+
 def prepare_model(model: nn.Module, pretrained: bool, cache_dir: str | os.PathLike | None = None) -> None:
-    """The builders' callback: an ``hf-hub:`` model's own ``video_cfg`` first, then the weights if asked for."""
-    model.video_cfg = hub_video_cfg(model, cache_dir) or model.video_cfg
+    """The builders' callback: an ``hf-hub:`` or ``local-dir:`` model's own ``video_cfg`` first, then the weights
+    if asked for."""
+    model.video_cfg = source_video_cfg(model, cache_dir) or model.video_cfg
     if pretrained:
         model.load_report = load_pretrained(model, cache_dir)
