@@ -46,7 +46,7 @@ RECIPES: dict[str, dict[str, Any]] = {
     "small-data": dict(
         optimizer="adamw",
         sched="cosine",
-        lr=5e-4,
+        lr=5e-3,  # the new head's; block k of n gets 5e-3 x 0.75 ** (n + 1 - k)
         weight_decay=0.05,
         layer_decay=0.75,
         warmup_epochs=1.0,
