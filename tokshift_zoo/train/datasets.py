@@ -31,11 +31,15 @@ from ..errors import ConfigError
 from ..video import (
     ClipSpec,
     VideoReadError,
+    VideoTrainTransform,
     create_transform,
+    crop_size,
     decode_frame_folder,
     decode_frames,
+    dense_indices,
     frame_indices,
     read_video_info,
+    train_short_side,
 )
 
 __all__ = [
@@ -277,47 +281,87 @@ class SkippedVideo:
 
 
 class VideoClipDataset(Dataset):
-    """One clip per video: frames sampled and decoded, then the model's transform.
+    """One clip per video (or several views in evaluation): frames sampled and decoded, then the transform.
 
     Training draws a random clip position (dense NxS) or random offsets in the segments (uniform) and applies
-    the training augmentation; evaluation takes the centre clip and the centre crop (one view: the paper's
-    multi-view protocol is the evaluate command's).
+    the training augmentation (``augment``, ``auto_augment``: see ``VideoTrainTransform``; ``augment="paper"``
+    also draws dense clip starts as the authors do); evaluation takes ``views`` = (clips, crops): by default the
+    centre clip and the centre crop (the paper's multi-view protocol is the evaluate command's).
 
     Args:
         samples: from ``read_video_list``.
         data_config: the model's weights record (``model.weights``: input size, clip sampling, normalisation).
         is_training: training sampling and augmentation.
+        augment: training: ``"zoo"`` (the model's preset) or ``"paper"`` (the authors' ``Train_ClipAug``).
+        auto_augment: training: ``None``, ``"rand"`` or ``"trivial"``, one draw per clip.
+        views: evaluation: clips spread over the video x crops per clip (1 or 3).
 
-    Items are ``(clip, label)`` with ``clip`` float (3, T, H, W) normalised, or a ``SkippedVideo`` when the file
-    cannot be read (use ``collate_skipping``): a bad video in a long run is skipped and reported, not a crash.
+    Items are ``(clip, label)`` with ``clip`` float (3, T, H, W) normalised ((V, 3, T, H, W) for V =
+    clips x crops > 1 views), or a ``SkippedVideo`` when the file cannot be read (use ``collate_skipping``): a bad
+    video in a long run is skipped and reported, not a crash.
     """
 
-    def __init__(self, samples: Sequence[VideoSample], data_config: ClipSpec, is_training: bool) -> None:
+    def __init__(
+        self,
+        samples: Sequence[VideoSample],
+        data_config: ClipSpec,
+        is_training: bool,
+        augment: str = "zoo",
+        auto_augment: str | None = None,
+        views: tuple[int, int] = (1, 1),
+    ) -> None:
         self.samples = list(samples)
         self.is_training = is_training
-        self.data_config = data_config if is_training else replace(data_config, test_clips=1, test_crops=1)
-        self.transform = create_transform(self.data_config, is_training=is_training)
+        self.authors_starts = is_training and augment == "paper" and data_config.sampling == "dense"
+        if is_training:
+            self.data_config = data_config
+            self.transform = VideoTrainTransform(
+                crop_size(data_config),
+                train_short_side(data_config),
+                data_config.mean,
+                data_config.std,
+                data_config.interpolation,
+                hflip=data_config.train_hflip,
+                augment=augment,
+                auto_augment=auto_augment,
+            )
+        else:
+            self.data_config = replace(data_config, test_clips=views[0], test_crops=views[1])
+            self.transform = create_transform(self.data_config, is_training=False)
 
     def __len__(self) -> int:
         return len(self.samples)
 
+    def _indices(self, num_video_frames: int) -> torch.Tensor:
+        """(clips, T) frame indices: one random clip in training, the test clips otherwise."""
+        config = self.data_config
+        if self.authors_starts:
+            return dense_indices(
+                num_video_frames, config.num_frames, config.frame_stride, training=True, authors_start=True
+            )
+        return frame_indices(config, num_video_frames, training=self.is_training)
+
     def _read(self, sample: VideoSample) -> torch.Tensor:
+        """Frames (clips, T, H, W, 3) uint8."""
         if sample.num_frames is not None:
-            indices = frame_indices(self.data_config, sample.num_frames, training=self.is_training)[0]
-            return decode_frame_folder(sample.path, indices.tolist())
+            indices = self._indices(sample.num_frames)
+            return decode_frame_folder(sample.path, indices.flatten().tolist()).unflatten(0, indices.shape)
         info = read_video_info(sample.path)
-        indices = frame_indices(self.data_config, info.num_frames, training=self.is_training)[0]
-        return decode_frames(sample.path, indices, info)
+        indices = self._indices(info.num_frames)
+        return decode_frames(sample.path, indices.flatten(), info).unflatten(0, indices.shape)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int] | SkippedVideo:
         sample = self.samples[index]
         try:
-            frames = self._read(sample)  # (T, H, W, 3) uint8
+            frames = self._read(sample)  # (clips, T, H, W, 3) uint8
         except (VideoReadError, OSError) as err:
             _logger.warning("skipping %s (%s): %s", sample.path, sample.source, err)
             return SkippedVideo(str(sample.path), str(err))
-        clip = self.transform(frames.permute(0, 3, 1, 2))  # (T, 3, H, W) -> (3, T, h, w), or (1, 3, T, h, w)
-        return clip.reshape(clip.shape[-4:]), sample.label  # the one test crop's (1, 3, T, h, w) -> (3, T, h, w)
+        if self.is_training:  # (1, T, H, W, 3) -> (T, 3, H, W) -> (3, T, h, w)
+            return self.transform(frames[0].permute(0, 3, 1, 2)), sample.label
+        clips = self.transform(frames.permute(0, 1, 4, 2, 3))  # (clips, T, 3, H, W) -> (clips, crops, 3, T, h, w)
+        views = clips.flatten(0, 1)  # (V, 3, T, h, w)
+        return (views[0] if len(views) == 1 else views), sample.label
 
 
 def collate_skipping(

@@ -2,10 +2,12 @@
 
 One process by default; under ``torchrun`` (any number of processes and nodes) each process trains a shard of
 every epoch with DistributedDataParallel, or with FSDP (``fsdp=True``, each block sharded) for the Large models.
-The defaults are the paper's recipe (the authors' ``k400_tokshift_div4_8x32_base_224.yml``): SGD with momentum
-0.9 and no weight decay, lr 0.1 divided by 10 at epochs 10 and 15 of 18, label smoothing 0.01, gradient norm
-clipped at 1.0. The authors trained on 2 GPUs x 21 clips with 10 accumulation steps; here the accumulation
-defaults to 1 and the learning rate is not rescaled for the batch: set ``lr`` for your total batch.
+The defaults: SGD with momentum 0.9 and no weight decay, lr 0.1 divided by 10 at epochs 10 and 15 of 18, label
+smoothing 0.01, gradient norm clipped at 1.0, accumulation 1, the lr not rescaled for the batch. The authors'
+training exactly (their augmentation, smoothing 0.1, 10 accumulation steps, lr 0.1 per 42 clips scaled
+linearly) is ``TrainConfig.from_recipe("paper", ...)``; ``"small-data"`` is the zoo's for a few hundred clips
+(see ``recipes.py``). The optimiser, layer decay and schedule are timm's (``optim.py``), the inner loops with
+Mixup and EMA are ``loop.py``.
 
 Files in ``output``:
 
@@ -19,7 +21,12 @@ Files in ``output``:
   ``num_classes``) and ``weights`` (the weights record: sampling, test protocol), as JSON; it loads with
   ``create_model(NAME, checkpoint_path=..., **model_kwargs)``, and ``pretrained_cfg_overlay=dict(label_names=...)``
   gives ``predict`` the class names.
-- ``metrics.jsonl``: one JSON object per epoch (losses, top-1/top-5, learning rate, skipped videos, time).
+  With ``ema_best`` they are the EMA weights of the epoch whose EMA validated best.
+- ``metrics.jsonl``: one JSON object per epoch (losses, top-1/top-5, the EMA's as ``val_ema_*``, the largest
+  group learning rate, skipped videos, time).
+- ``config.yaml``: the run's whole ``TrainConfig`` (recipe name included), written at the start; ``train
+  --config OUTPUT/config.yaml`` runs it again.
+- ``tensorboard/``: TensorBoard event files of the same numbers, with ``tensorboard=True``.
 
 Across several nodes, ``output`` must be a folder every node sees (rank 0 writes, every rank resumes from it).
 Rank 0 holds the folder's lock (``outputs.lock_output``) for the whole run: a second run into it is refused.
@@ -36,9 +43,8 @@ import random
 import re
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
-from dataclasses import asdict, dataclass, field
+from contextlib import ExitStack
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -47,23 +53,23 @@ import torch
 import torch.nn as nn
 from safetensors import safe_open
 from safetensors.torch import save_file
+from timm.data import Mixup
+from timm.loss import SoftTargetCrossEntropy
 from timm.models import get_pretrained_cfg
-from timm.optim import create_optimizer_v2
+from timm.utils import ModelEmaV3
 from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_dict, set_state_dict
-from torch.distributed.fsdp import FSDPModule, fully_shard
+from torch.distributed.fsdp import fully_shard
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
 from ..atomic import atomic_write
 from ..devices import amp_dtype as resolve_amp
-from ..devices import autocast
 from ..errors import ConfigError, WeightsError
 from ..factory import create_model
-from ..metrics import topk_hits
 from ..models.registry import weights_of
 from ..outputs import OutputWriteError, lock_output, remove_incomplete, write_output
-from ..video import ClipSpec, crop_size
+from ..video import ClipSpec, crop_size, parse_views
 from ..weights import read_checkpoint_metadata
 from .config import TrainConfig
 from .datasets import (
@@ -74,7 +80,10 @@ from .datasets import (
     read_label_names,
     read_video_list,
 )
-from .distributed import DistInfo, all_gather_objects, all_reduce_sum, cleanup_distributed, init_distributed
+from .distributed import DistInfo, all_gather_objects, cleanup_distributed, init_distributed
+from .loop import Optimisation, evaluate, max_lr, train_epoch
+from .optim import create_optimizer, create_scheduler, freeze_backbone
+from .tensorboard_log import TensorBoardLog
 
 __all__ = ["TrainConfig", "train", "find_latest_checkpoint"]
 
@@ -85,6 +94,7 @@ BEST_FILE = "best.safetensors"
 METRICS_FILE = "metrics.jsonl"
 _CHECKPOINT_KEYS = {"epoch", "model", "optimizer", "scheduler", "scaler", "sampler", "rng", "best_val_top1"}
 _AFTER_WRITE_FAILED = "the epoch is not done: make room and continue with resume='auto' (--resume auto)"
+CONFIG_FILE = "config.yaml"  # the run's TrainConfig; train --config reads it back
 _SOURCE_KEYS = ("file", "url", "hf_hub_id", "hf_hub_filename", "hf_hub_revision", "state_dict")
 
 
@@ -182,39 +192,6 @@ def _wrap(model: nn.Module, config: TrainConfig, info: DistInfo) -> nn.Module:
     return model
 
 
-@contextmanager
-def _gradient_sync(model: nn.Module, sync: bool) -> Iterator[None]:
-    """Skip the gradient all-reduce on accumulation micro-steps (DDP ``no_sync``, FSDP's switch)."""
-    if isinstance(model, DistributedDataParallel) and not sync:
-        with model.no_sync():
-            yield
-        return
-    if isinstance(model, FSDPModule):
-        model.set_requires_gradient_sync(sync)
-    yield
-
-
-# --- optimisation ---------------------------------------------------------------------------------------------
-
-
-def _lr_factor(config: TrainConfig, steps_per_epoch: int) -> Callable[[int], float]:
-    """Learning-rate multiplier per optimiser step: a pure function of the config, so resume needs only the step."""
-    total = config.epochs * steps_per_epoch
-    warmup = int(config.warmup_epochs * steps_per_epoch)
-    milestones = [epoch * steps_per_epoch for epoch in config.lr_steps]
-
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        if config.optimizer == "sgd":
-            return config.lr_gamma ** sum(step >= m for m in milestones)
-        progress = min((step - warmup) / max(total - warmup, 1), 1.0)
-        floor = config.min_lr / config.lr if config.lr else 0.0
-        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
-
-    return factor
-
-
 # --- RNG, checkpoints, exports ----------------------------------------------------------------------------------
 
 
@@ -278,122 +255,6 @@ def _save_best(
     write_output(path, lambda tmp: save_file(tensors, str(tmp), metadata=meta), _AFTER_WRITE_FAILED)
 
 
-# --- epochs ---------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class _EpochStats:
-    loss_sum: torch.Tensor
-    top1: torch.Tensor
-    top5: torch.Tensor
-    count: torch.Tensor
-    skipped: list[str] = field(default_factory=list)
-
-    @classmethod
-    def zeros(cls, device: torch.device) -> _EpochStats:
-        return cls(*(torch.zeros((), dtype=torch.float64, device=device) for _ in range(4)))
-
-    def add(self, loss: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor) -> None:
-        n = labels.numel()
-        hits = topk_hits(logits, labels)
-        self.loss_sum += loss.detach().double() * n
-        self.top1 += hits[1].sum()
-        self.top5 += hits[5].sum()
-        self.count += n
-
-    def reduce(self) -> dict[str, Any]:
-        """Sum over all processes -> mean loss, top-1/top-5 (%) and the skipped videos of every rank."""
-        totals = all_reduce_sum(torch.stack([self.loss_sum, self.top1, self.top5, self.count])).tolist()
-        loss_sum, top1, top5, count = totals
-        skipped = sorted({p for rank_paths in all_gather_objects(self.skipped) for p in rank_paths})
-        div = max(count, 1)
-        return dict(
-            loss=loss_sum / div, top1=100 * top1 / div, top5=100 * top5 / div, samples=int(count), skipped=skipped
-        )
-
-
-def _batches(loader: DataLoader, desc: str, show: bool) -> tqdm:
-    return tqdm(loader, desc=desc, disable=not show, dynamic_ncols=True, leave=False)
-
-
-def _train_epoch(
-    model: nn.Module,
-    loader: DataLoader,
-    optimizer: torch.optim.Optimizer,
-    scheduler: torch.optim.lr_scheduler.LRScheduler,
-    scaler: torch.amp.GradScaler,
-    criterion: nn.Module,
-    config: TrainConfig,
-    info: DistInfo,
-    amp_dtype: torch.dtype | None,
-    dummy_clip: torch.Tensor,
-    desc: str,
-) -> dict[str, Any]:
-    model.train()
-    stats = _EpochStats.zeros(info.device)
-    bar = _batches(loader, desc, info.is_main and config.progress)
-    for i, (clips, labels, skipped) in enumerate(bar):
-        stats.skipped += [s.path for s in skipped]
-        last_micro = (i + 1) % config.accum_steps == 0 or i + 1 == len(loader)
-        weight = 1.0
-        if clips is None:  # every video of the batch was unreadable: keep in step with the other ranks
-            clips, labels, weight = dummy_clip, torch.zeros(1, dtype=torch.long), 0.0
-        clips = clips.to(info.device, non_blocking=True)
-        labels = labels.to(info.device, non_blocking=True)
-        with _gradient_sync(model, last_micro):
-            with autocast(info.device, amp_dtype):
-                logits = model(clips)
-            loss = criterion(logits.float(), labels)
-            scaler.scale(loss * (weight / config.accum_steps)).backward()
-        if weight:
-            stats.add(loss, logits.float(), labels)
-        if last_micro:
-            if config.clip_grad > 0:
-                scaler.unscale_(optimizer)
-                nn.utils.clip_grad_norm_(model.parameters(), config.clip_grad)
-            scaler.step(optimizer)
-            scaler.update()
-            optimizer.zero_grad(set_to_none=True)
-            scheduler.step()
-        if info.is_main and config.progress and weight:
-            bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{optimizer.param_groups[0]['lr']:.3g}")
-    return stats.reduce()
-
-
-@torch.no_grad()
-def _evaluate(
-    model: nn.Module,
-    loader: DataLoader,
-    criterion: nn.Module,
-    config: TrainConfig,
-    info: DistInfo,
-    amp_dtype: torch.dtype | None,
-    dummy_clip: torch.Tensor,
-    max_batches: int,
-    desc: str,
-) -> dict[str, Any]:
-    """Single-view validation on this rank's shard; FSDP ranks with a shorter shard run dummy forwards to keep
-    their all-gathers in step."""
-    net = model.module if isinstance(model, DistributedDataParallel) else model
-    net.eval()
-    stats = _EpochStats.zeros(info.device)
-    sharded = config.fsdp and info.distributed
-    dummy_forwards = max_batches - len(loader) if sharded else 0
-    for clips, labels, skipped in _batches(loader, desc, info.is_main and config.progress):
-        stats.skipped += [s.path for s in skipped]
-        if clips is None:
-            dummy_forwards += sharded
-            continue
-        clips, labels = clips.to(info.device, non_blocking=True), labels.to(info.device, non_blocking=True)
-        with autocast(info.device, amp_dtype):
-            logits = net(clips).float()
-        stats.add(criterion(logits, labels), logits, labels)
-    for _ in range(dummy_forwards):
-        with autocast(info.device, amp_dtype):
-            net(dummy_clip.to(info.device))
-    return stats.reduce()
-
-
 # --- the run --------------------------------------------------------------------------------------------------
 
 
@@ -402,8 +263,10 @@ def _loaders(
 ) -> tuple[DataLoader, DataLoader, DistributedSampler, int]:
     """The train loader (a seeded ``DistributedSampler``, one shard per process) and the validation loader (this
     rank's shard, no padding duplicates), and the most validation batches any rank has."""
-    train_set = VideoClipDataset(train_samples, data_config, is_training=True)
-    val_set = VideoClipDataset(val_samples, data_config, is_training=False)
+    train_set = VideoClipDataset(
+        train_samples, data_config, is_training=True, augment=config.augment, auto_augment=config.auto_augment
+    )
+    val_set = VideoClipDataset(val_samples, data_config, is_training=False, views=parse_views(config.val_views))
     sampler = DistributedSampler(
         train_set, num_replicas=info.world_size, rank=info.rank, shuffle=True, seed=config.seed
     )
@@ -463,41 +326,51 @@ def _run(config: TrainConfig, info: DistInfo, held: ExitStack) -> dict[str, Any]
 
     _seed_everything(config.seed)  # the same initial weights on every rank (FSDP shards them in place)
     model = _build_model(config, num_classes).to(info.device)
+    if config.freeze_backbone:
+        _logger.info("freeze_backbone: training only %s", ", ".join(freeze_backbone(model)))
     if info.is_main:  # only now: weights that cannot be had leave no empty run folder behind
         held.enter_context(lock_output(output, "train"))  # creates the folder; a second writer is refused
         remove_incomplete(output)  # the temporary file of a write a killed run did not finish
+        output.mkdir(parents=True, exist_ok=True)
+        atomic_write(output / CONFIG_FILE, lambda tmp: tmp.write_text(config.to_yaml(), encoding="utf-8"))
         if not validate:
             _logger.warning(
                 "no validation list (--val-list): no validation; %s holds the last epoch's weights", output / BEST_FILE
             )
     data_config = weights_of(model)
+    if config.train_scale is not None:
+        data_config = data_config.replace(train_scale=config.train_scale)
     train_loader, val_loader, sampler, max_val_batches = _loaders(config, info, data_config, train_samples, val_samples)
     _seed_everything(config.seed + info.rank)  # augmentation differs across ranks
 
     net = model
     model = _wrap(net, config, info)
-    optimizer = create_optimizer_v2(
-        net,
-        opt="momentum" if config.optimizer == "sgd" else "adamw",  # timm's "sgd" is Nesterov; the paper's is not
-        lr=config.lr,
-        weight_decay=config.weight_decay,
-        momentum=config.momentum,
-    )
-    steps_per_epoch = math.ceil(len(train_loader) / config.accum_steps)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_factor(config, steps_per_epoch))
+    optimizer = create_optimizer(net, config, info.world_size)
+    updates_per_epoch = math.ceil(len(train_loader) / config.accum_steps)
     amp_dtype = resolve_amp(config.amp, info.device)
-    scaler = torch.amp.GradScaler(info.device.type, enabled=amp_dtype == torch.float16)
-    run = _Run(net, optimizer, scheduler, scaler, sampler, num_classes, label_names)
     source = config.checkpoint or config.model
     export_cfg = _export_cfg(net, num_classes, label_names, f"fine-tuned from {source} on {config.train_list}")
+    opt = Optimisation(
+        optimizer,
+        create_scheduler(optimizer, config, updates_per_epoch),
+        torch.amp.GradScaler(info.device.type, enabled=amp_dtype == torch.float16),
+        criterion=_training_loss(config),
+        mixup=_mixup(config, num_classes),
+        ema=ModelEmaV3(net, decay=config.ema_decay, use_warmup=True) if config.ema_decay else None,
+    )
+    run = _Run(net, optimizer, opt.scheduler, opt.scaler, sampler, num_classes, label_names, ema=opt.ema)
     start_epoch = run.load(resume_path, info) if resume_path is not None else 0
+    opt.updates = run.updates
+    opt.scheduler.step_update(num_updates=opt.updates)  # the lr (and each group's lr_scale) of the first update
     metrics_path = output / METRICS_FILE
     if info.is_main:
         _truncate_metrics(metrics_path, start_epoch)
         if resume_path is not None:
             run.reconcile_best(output, resume_path, start_epoch, config, export_cfg)
 
-    criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+    log = TensorBoardLog(output) if config.tensorboard and info.is_main else None
+
+    criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)  # validation
     dummy_clip = torch.zeros(1, 3, data_config.num_frames, *crop_size(data_config))
     source = config.checkpoint or config.model
     export_cfg = _export_cfg(net, num_classes, label_names, f"fine-tuned from {source} on {config.train_list}")
@@ -507,23 +380,26 @@ def _run(config: TrainConfig, info: DistInfo, held: ExitStack) -> dict[str, Any]
         started = time.perf_counter()
         sampler.set_epoch(epoch)
         desc = f"epoch {epoch + 1}/{config.epochs}"
-        train_stats = _train_epoch(
-            model, train_loader, optimizer, scheduler, scaler, criterion, config, info, amp_dtype, dummy_clip, desc
-        )
+        train_stats = train_epoch(model, train_loader, opt, config, info, amp_dtype, dummy_clip, desc)
+        val_stats, ema_stats = {"skipped": []}, {}
         if validate:
-            val_stats = _evaluate(
-                model, val_loader, criterion, config, info, amp_dtype, dummy_clip, max_val_batches, f"{desc} val"
-            )
-            is_best = val_stats["top1"] > run.best_top1
-            run.best_top1 = max(run.best_top1, val_stats["top1"])
+            args = (val_loader, criterion, config, info, amp_dtype, dummy_clip, max_val_batches)
+            val_stats = evaluate(model, *args, f"{desc} val")
+            if opt.ema is not None:
+                ema_stats = evaluate(opt.ema.module, *args, f"{desc} val ema")
+                ema_stats.pop("skipped")
+            top1 = (ema_stats if config.ema_best else val_stats)["top1"]
+            is_best = top1 > run.best_top1
+            run.best_top1 = max(run.best_top1, top1)
         else:  # the last epoch's weights are the ones kept
-            val_stats, is_best = {"skipped": []}, True
+            is_best = True
         train_skipped, val_skipped = train_stats.pop("skipped"), val_stats.pop("skipped")
         row = {
             "epoch": epoch + 1,
-            "lr": optimizer.param_groups[0]["lr"],
+            "lr": max_lr(optimizer),
             **{f"train_{k}": v for k, v in train_stats.items()},
             **{f"val_{k}": v for k, v in val_stats.items()},
+            **{f"val_ema_{k}": v for k, v in ema_stats.items()},
             "best_val_top1": run.best_top1 if validate else None,
             "skipped_train": len(train_skipped),
             "skipped_val": len(val_skipped),
@@ -531,15 +407,42 @@ def _run(config: TrainConfig, info: DistInfo, held: ExitStack) -> dict[str, Any]
             "world_size": info.world_size,
             "epoch_seconds": round(time.perf_counter() - started, 3),
         }
-        checkpoint_path = run.save(output, epoch + 1, config, info, export_cfg if is_best else None, row)
+        run.updates = opt.updates
+        best_state = opt.ema.module.state_dict() if config.ema_best and is_best else None
+        checkpoint_path = run.save(output, epoch + 1, config, info, export_cfg if is_best else None, row, best_state)
         if info.is_main:
+            if log is not None:
+                log.epoch(row)
             _report_epoch(row, train_skipped + val_skipped)
+    if log is not None:
+        log.close()
     return dict(
         row,
         best_val_top1=run.best_top1 if validate else None,
         checkpoint=str(checkpoint_path) if checkpoint_path else None,
         best=str(output / BEST_FILE) if (output / BEST_FILE).is_file() else None,
         metrics=str(metrics_path),
+        config=str(output / CONFIG_FILE),
+    )
+
+
+def _training_loss(config: TrainConfig) -> nn.Module:
+    """Cross-entropy with label smoothing; on Mixup's soft targets (which carry the smoothing) timm's
+    ``SoftTargetCrossEntropy``."""
+    if config.mixup or config.cutmix:
+        return SoftTargetCrossEntropy()
+    return nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+
+
+def _mixup(config: TrainConfig, num_classes: int) -> Mixup | None:
+    if not (config.mixup or config.cutmix):
+        return None
+    return Mixup(
+        mixup_alpha=config.mixup,
+        cutmix_alpha=config.cutmix,
+        prob=config.mixup_prob,
+        label_smoothing=config.label_smoothing,
+        num_classes=num_classes,
     )
 
 
@@ -550,6 +453,8 @@ def _report_epoch(row: dict[str, Any], skipped: list[str]) -> None:
             f" | val loss {row['val_loss']:.4f} top-1 {row['val_top1']:.2f} top-5 {row['val_top5']:.2f} "
             f"(best {row['best_val_top1']:.2f})"
         )
+    if "val_ema_top1" in row:
+        line += f" | ema top-1 {row['val_ema_top1']:.2f}"
     tqdm.write(file=sys.stderr, s=line)
     if skipped:
         _logger.warning("skipped %d unreadable video(s) this epoch: %s", len(skipped), ", ".join(skipped[:20]))
@@ -642,6 +547,8 @@ class _Run:
     label_names: list[str] | None
     best_top1: float = -1.0
     best_epoch: int | None = None
+    ema: ModelEmaV3 | None = None
+    updates: int = 0  # optimiser updates done: the clock of timm's schedule
 
     def save(
         self,
@@ -651,8 +558,10 @@ class _Run:
         info: DistInfo,
         best_cfg: dict | None,
         row: dict[str, Any],
+        best_state: dict[str, torch.Tensor] | None = None,
     ) -> Path:
-        """End an epoch: the best model when ``best_cfg`` is given, then the epoch's metrics line, then its
+        """End an epoch: the best model when ``best_cfg`` is given (``best_state``, e.g. the EMA weights, instead of
+        the model's), then the epoch's metrics line, then its
         checkpoint, which marks the epoch done; every rank takes part (FSDP gathers the full state to rank 0, and
         every rank's RNG state is collected). In this order a kill or a full disk at any point leaves a folder
         that resumes from the previous epoch and redoes this one, its best weights and its line included."""
@@ -679,8 +588,12 @@ class _Run:
             "label_names": self.label_names,
             "config": json.dumps(asdict(config)),
         }
+        state["updates"] = self.updates
+        if self.ema is not None:
+            state["ema"] = self.ema.state_dict()
         if best_cfg is not None:
-            self._save_best(output, epoch, config, model_state, best_cfg)
+            best = model_state if best_state is None else best_state
+            self._save_best(output, epoch, config, best, best_cfg)
         _append_metrics(output / METRICS_FILE, row)
         write_output(path, lambda tmp: torch.save(state, tmp), _AFTER_WRITE_FAILED)
         for done, stale in _checkpoints(output).items():  # older ones, and later ones of an abandoned branch
@@ -762,6 +675,9 @@ class _Run:
             options=StateDictOptions(full_state_dict=True),
         )
         self.scheduler.load_state_dict(state["scheduler"])
+        self.updates = state["updates"]
+        if self.ema is not None:
+            self.ema.load_state_dict(state["ema"])
         self.scaler.load_state_dict(state["scaler"])
         self.sampler.seed = state["sampler"]["seed"]
         self.best_top1 = state["best_val_top1"]

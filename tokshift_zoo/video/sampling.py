@@ -57,6 +57,7 @@ def dense_indices(
     training: bool = False,
     generator: torch.Generator | None = None,
     start_rule: str = "authors",
+    authors_start: bool = False,
 ) -> torch.Tensor:
     """Frame indices of dense "NxS" clips: ``num_frames`` frames, ``stride`` frames apart.
 
@@ -65,7 +66,7 @@ def dense_indices(
     ``read_clip`` (``data/dataset.py`` of VideoNetworks/TokShift-Transformer).
 
     - training: each clip's start is drawn uniformly from ``[0, max(L - num_frames * stride, 0)]`` (``L`` the
-      video's frame count; the authors draw from it without its last value, an off-by-one not kept here);
+      video's frame count; the authors draw from it without its last value: ``authors_start=True`` does so);
     - testing, ``start_rule="authors"`` (the default: how the paper's Kinetics-400 numbers were measured): the
       authors' ``read_clip`` verbatim. Clip ``k`` of ``num_clips`` starts at ``int(k * (L / num_clips))``
       clipped to ``L - num_frames * stride + 1`` (their ``max_bound``), and every clip starts at 0 when the
@@ -94,6 +95,8 @@ def dense_indices(
         training: random starts instead of the test starts.
         generator: the random source for training; ``None`` uses torch's global generator.
         start_rule: where the test clips start, ``"authors"`` or ``"even"`` (see above); unused in training.
+        authors_start: training: draw starts as the authors' ``read_random_clip`` does, ``randint(0, L - N * S)``
+            with its upper end excluded (0 when that range is empty), for their recipe.
 
     Returns:
         int64 tensor of shape (num_clips, num_frames), or (1, num_frames) when ``clip_index`` is given.
@@ -105,7 +108,9 @@ def dense_indices(
         raise ValueError(f"start_rule must be one of {START_RULES}, got {start_rule!r}")
     span = num_frames * stride
     if training:
-        starts = torch.randint(0, max(num_video_frames - span, 0) + 1, (num_clips,), generator=generator)
+        max_start = max(num_video_frames - span, 0)
+        high = max(max_start, 1) if authors_start else max_start + 1
+        starts = torch.randint(0, high, (num_clips,), generator=generator)
     else:
         starts = _test_starts(num_video_frames, span, num_clips, start_rule)
     if clip_index is not None:

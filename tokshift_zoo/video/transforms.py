@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Protocol
+from typing import Any, Protocol
 
 import torch
 from torch import nn
@@ -37,6 +37,7 @@ __all__ = [
     "train_short_side",
     "VideoEvalTransform",
     "VideoTrainTransform",
+    "PaperClipAugment",
 ]
 
 _PAPER_SCALE = 330 / 224  # the paper's training short side is 224-330 for 224 crops
@@ -256,11 +257,98 @@ class VideoEvalTransform(nn.Module):
         )
 
 
+_AUTO_AUGMENTS = {"rand": v2.RandAugment, "trivial": v2.TrivialAugmentWide}
+
+
+class PaperClipAugment(nn.Module):
+    """The TokShift authors' training augmentation (``Train_ClipAug`` of their ``data/augmentation.py``), in their
+    order and with their ranges, on a uint8 clip; one draw per clip, shared by its frames.
+
+    1. horizontal flip with probability 1/2 (``clip_random_hflip(2)``: ``randint(2) == 0``);
+    2. short side resized (bicubic) to ``randint(low, high)`` (``high`` excluded, as numpy's ``randint``: 224-329
+       for their ``[224, 330]``), the long side ``floor(long * short / old_short)``; then a crop whose top and left
+       are ``randint(0, extent - crop)`` (the last offset excluded; 0 when the extent equals the crop);
+    3. brightness x U[0.5, 2], 4. saturation x U[0.5, 3], 5. gamma U[0.8, 1.2], 6. hue shift U[-0.5, 0.5], each
+       applied with probability 1/10 (``randint(10) == 0``), in that order.
+
+    Input: uint8 (T, 3, H, W). Output: uint8 (T, 3, crop_h, crop_w).
+    """
+
+    BRIGHTNESS, SATURATION, GAMMA, HUE = (0.5, 2.0), (0.5, 3.0), (0.8, 1.2), (-0.5, 0.5)
+    COLOUR_PROB = 0.1
+
+    def __init__(self, crop_size: tuple[int, int], short_side: tuple[int, int], hflip: bool = True) -> None:
+        super().__init__()
+        low, high = short_side
+        if not max(crop_size) <= low < high:
+            raise ValueError(f"the short side range {short_side} must start at or above the crop {crop_size}")
+        self.crop_size, self.short_side, self.hflip = tuple(crop_size), (low, high), hflip
+
+    def draw(self, height: int, width: int, generator: torch.Generator | None = None) -> dict[str, Any]:
+        """The random choices for a clip of ``height`` x ``width`` frames, in the authors' order; a colour
+        factor is ``None`` when that step is skipped."""
+
+        def randint(high: int, low: int = 0) -> int:
+            return int(torch.randint(low, high, (), generator=generator))
+
+        def maybe(bounds: tuple[float, float]) -> float | None:
+            if randint(round(1 / self.COLOUR_PROB)) != 0:
+                return None
+            return bounds[0] + (bounds[1] - bounds[0]) * float(torch.rand((), generator=generator))
+
+        flip = randint(2) == 0 and self.hflip
+        short = randint(self.short_side[1], self.short_side[0])
+        size = (short, width * short // height) if width > height else (height * short // width, short)
+        crop_h, crop_w = self.crop_size
+        top = randint(size[0] - crop_h) if size[0] > crop_h else 0
+        left = randint(size[1] - crop_w) if size[1] > crop_w else 0
+        return dict(
+            flip=flip,
+            size=size,
+            top=top,
+            left=left,
+            brightness=maybe(self.BRIGHTNESS),
+            saturation=maybe(self.SATURATION),
+            gamma=maybe(self.GAMMA),
+            hue=maybe(self.HUE),
+        )
+
+    def apply(self, video: torch.Tensor, params: dict[str, Any]) -> torch.Tensor:
+        """The augmentation of ``params`` (from ``draw``) on uint8 (T, 3, H, W) frames."""
+        video = tv_tensors.Video(video)
+        if params["flip"]:
+            video = F.horizontal_flip(video)
+        video = F.resize(video, list(params["size"]), interpolation=InterpolationMode.BICUBIC, antialias=True)
+        video = F.crop(video, params["top"], params["left"], *self.crop_size)
+        for name, adjust in (
+            ("brightness", F.adjust_brightness),
+            ("saturation", F.adjust_saturation),
+            ("gamma", F.adjust_gamma),
+            ("hue", F.adjust_hue),
+        ):
+            if params[name] is not None:
+                video = adjust(video, params[name])
+        return video.as_subclass(torch.Tensor)
+
+    def forward(self, video: torch.Tensor) -> torch.Tensor:
+        return self.apply(video, self.draw(*video.shape[-2:]))
+
+    def extra_repr(self) -> str:
+        low, high = self.short_side
+        return (
+            f"flip p={0.5 if self.hflip else 0.0}, short side randint({low}, {high}) bicubic, random crop "
+            f"{self.crop_size[0]}x{self.crop_size[1]}, brightness {self.BRIGHTNESS} saturation {self.SATURATION} "
+            f"gamma {self.GAMMA} hue {self.HUE} each p={self.COLOUR_PROB}"
+        )
+
+
 class VideoTrainTransform(nn.Module):
     """Training preset: random short side, random crop, random horizontal flip, scale to [0, 1], normalise.
 
-    The random parameters are drawn from torch's global generator, once per call: all frames of a clip (and all
-    clips of a batched input) share them.
+    ``augment="paper"`` replaces the first three with the authors' ``PaperClipAugment`` (flip, bicubic resize and
+    crop with their exclusive ranges, colour jitter); ``auto_augment`` (``"rand"``: torchvision's RandAugment,
+    ``"trivial"``: TrivialAugmentWide) then follows the crop. The random parameters are drawn from torch's global
+    generator, once per call: all frames of a clip (and all clips of a batched input) share them.
 
     Input: uint8 (..., T, 3, H, W). Output: float32 (..., 3, T, crop_h, crop_w).
     """
@@ -273,22 +361,33 @@ class VideoTrainTransform(nn.Module):
         std: tuple[float, ...],
         interpolation: str = "bilinear",
         hflip: bool = True,
+        augment: str = "zoo",
+        auto_augment: str | None = None,
     ) -> None:
         super().__init__()
         low, high = short_side
         if not max(crop_size) <= low <= high:
             raise ValueError(f"the short side range {short_side} must start at or above the crop {crop_size}")
+        if augment not in ("zoo", "paper") or auto_augment not in (None, *_AUTO_AUGMENTS):
+            raise ValueError(
+                f"augment must be 'zoo' or 'paper' and auto_augment None, 'rand' or 'trivial', got {augment!r} "
+                f"and {auto_augment!r}"
+            )
         self.crop_size, self.short_side, self.hflip = tuple(crop_size), (low, high), hflip
+        self.augment, self.auto_augment = augment, auto_augment
         self.mean, self.std = list(mean), list(std)
         self.interpolation = InterpolationMode(interpolation)
-        self.pipeline = v2.Compose(
-            [
+        if augment == "paper":
+            geometry = [PaperClipAugment(self.crop_size, (low, high), hflip=hflip)]
+        else:
+            geometry = [
                 v2.RandomResize(low, high + 1, interpolation=self.interpolation, antialias=True),  # short side
                 v2.RandomCrop(self.crop_size),
                 v2.RandomHorizontalFlip(0.5 if hflip else 0.0),
-                v2.ToDtype(torch.float32, scale=True),
-                v2.Normalize(self.mean, self.std),
             ]
+        policy = [_AUTO_AUGMENTS[auto_augment]()] if auto_augment else []
+        self.pipeline = v2.Compose(
+            [*geometry, *policy, v2.ToDtype(torch.float32, scale=True), v2.Normalize(self.mean, self.std)]
         )
 
     def forward(self, video: torch.Tensor) -> torch.Tensor:
@@ -298,10 +397,17 @@ class VideoTrainTransform(nn.Module):
 
     def __repr__(self) -> str:
         low, high = self.short_side
+        if self.augment == "paper":
+            geometry = f"    {self.pipeline.transforms[0]!r}\n"
+        else:
+            geometry = (
+                f"    resize_short_side=random in [{low}, {high}], interpolation={self.interpolation.value}\n"
+                f"    random crop {self.crop_size[0]}x{self.crop_size[1]}, horizontal flip "
+                f"p={0.5 if self.hflip else 0.0}\n"
+            )
+        policy = f"    auto_augment={self.auto_augment} (one draw per clip)\n" if self.auto_augment else ""
         return (
-            f"{type(self).__name__}(\n"
-            f"    resize_short_side=random in [{low}, {high}], interpolation={self.interpolation.value}\n"
-            f"    random crop {self.crop_size[0]}x{self.crop_size[1]}, horizontal flip p={0.5 if self.hflip else 0.0}\n"
+            f"{type(self).__name__}(\n{geometry}{policy}"
             f"    mean={self.mean}, std={self.std}\n"
             f"    output=(..., 3, T, {self.crop_size[0]}, {self.crop_size[1]}) float32\n"
             ")"
