@@ -289,6 +289,20 @@ def test_timeline_rows_stream_with_a_progress_bar(tmp_path):
     assert 1 <= len(rows) < 993 and rows[0]["window"] == 0 and rows[0]["start_s"] == 0.0
 
 
+def test_convert_push_offline_writes_the_file_and_fails_in_one_line(tmp_path, four_class_file):
+    # no network (a proxy host under .invalid never resolves): the converted file is written, the push is one line
+    env = {
+        "HTTPS_PROXY": "http://dns-fails.invalid:1",
+        "HTTP_PROXY": "http://dns-fails.invalid:1",
+        "HF_HUB_OFFLINE": "0",
+    }
+    checkpoint, _ = four_class_file
+    kwargs = json.dumps(dict(SHAPE, num_classes=4))
+    push = ["convert", str(checkpoint), str(tmp_path / "c.safetensors"), "--model-kwargs", kwargs, "--push", "o/r"]
+    line = _one_line_error(_run(*push, env=env), "convert", 1)
+    assert "could not connect" in line and (tmp_path / "c.safetensors").is_file(), line
+
+
 def test_offline_failures_are_one_short_line(tmp_path, four_class_file):
     # a DNS failure (a proxy host under .invalid never resolves) is not Google Drive's quota
     env = {"HTTPS_PROXY": "http://dns-fails.invalid:1", "HTTP_PROXY": "http://dns-fails.invalid:1"}
