@@ -15,13 +15,13 @@ from timm.data import Mixup
 from videos import write_video
 
 import tokshift_zoo
+from tokshift_zoo import resolve_data_config
 from tokshift_zoo.cli import main as cli_main
 from tokshift_zoo.train import TrainConfig, train
 from tokshift_zoo.train.config import read_config_file
 from tokshift_zoo.train.datasets import VideoClipDataset, read_video_list
 from tokshift_zoo.train.loop import _mix
 from tokshift_zoo.train.optim import create_optimizer, create_scheduler, freeze_backbone
-from tokshift_zoo.video import resolve_data_config
 from tokshift_zoo.video.transforms import VideoTrainTransform
 
 MODEL = "tokshift_base16_224_8f"
