@@ -381,6 +381,7 @@ def _same_run(output: Path, reference: Path) -> None:
     assert sorted(p.name for p in output.iterdir() if not p.name.startswith(".tokshift-zoo.lock")) == [
         "best.safetensors",
         "checkpoint-epoch002.pt",
+        "config.yaml",  # the run's settings, written at its start
         "metrics.jsonl",
     ]  # no .incomplete file left
 

@@ -72,9 +72,11 @@ def create_model(
         saved_record = _checked_record(saved[key], key, checkpoint_path)
         model.weights = Weights.from_dict(saved_record, **model.weights.to_dict()).fit(model)
     if checkpoint_path is not None:  # the file's own head, unless a class count was asked for
+        classes = model.num_classes
         model.load_report = load_weights_file(model, checkpoint_path, fit_head="num_classes" not in kwargs)
-        # nothing pins the file; refitted, since the file's head may have replaced the record's
-        model.weights = model.weights.replace(file=os.fspath(checkpoint_path), sha256=None).fit(model)
+        model.weights = model.weights.replace(file=os.fspath(checkpoint_path), sha256=None)  # nothing pins it
+        if model.num_classes != classes:  # the file's head replaced the record's
+            model.weights = model.weights.fit(model)
     return feature_model(model, **features) if features is not None else model
 
 

@@ -113,10 +113,11 @@ def load_pretrained(model: nn.Module, cache_dir: str | os.PathLike | None = None
     # a user's own file (timm's pretrained_cfg_overlay=dict(file=...)) gives its head, unless num_classes was asked
     cfg = model.pretrained_cfg
     own_file = bool(cfg.get("file")) and not str(cfg["file"]).startswith(PACKAGE_SCHEME)
+    classes = model.num_classes
     report = load_local(model, fetched.path, fit_head=own_file and model.num_classes == cfg.get("num_classes"))
     report.source = str(fetched)
     model.weights = record.replace(sha256=fetched.sha256)
-    if own_file:  # the file's head may have replaced the record's
+    if model.num_classes != classes:  # the file's head replaced the record's
         model.weights = model.weights.fit(model)
     _logger.info("%s: %s", record.key, report)
     return report
