@@ -216,8 +216,7 @@ def _children(pid: int) -> list[int]:
 @pytest.mark.skipif(sys.platform != "linux", reason="finds torchrun's workers in /proc")
 def test_a_dead_rank_leaves_whole_shards_and_a_rerun_completes(corpus, tmp_path):
     videos = [str(corpus / f"v{i}.mp4") for i in range(7)]
-    stalled = tmp_path / "stalled.mp4"
-    os.mkfifo(stalled)  # opening it blocks until someone writes: its rank stops there
+    stalled = write_video(tmp_path / "stalled.mp4", index_frames(range(50)), fps=25)
     inputs = [*videos[:3], str(stalled), *videos[3:]]
     cmd, env = _torchrun(
         ["embed", *inputs, *_model_flags(corpus, 0), "--output", str(tmp_path / "out"), "--shard-size", "1"]
@@ -226,12 +225,18 @@ def test_a_dead_rank_leaves_whole_shards_and_a_rerun_completes(corpus, tmp_path)
     try:
         shards = tmp_path / "out" / "shards"
         deadline = time.monotonic() + 90
-        while len(list(shards.glob("shard-*"))) < 4 and time.monotonic() < deadline and proc.poll() is None:
-            time.sleep(0.1)
-        time.sleep(0.5)  # the other rank's share is done and it waits at the merge; the FIFO's rank waits too
-        workers = _children(proc.pid)
+        workers = []
+        while time.monotonic() < deadline and proc.poll() is None:
+            if len(list(shards.glob("shard-*"))) >= 4:  # half the videos done: freeze both ranks mid-job
+                workers = _children(proc.pid)
+                for pid in workers:
+                    os.kill(pid, signal.SIGSTOP)
+                break
+            time.sleep(0.02)
+        # (a FIFO used to stall a rank here; the zoo now refuses anything but a regular file at once)
         assert len(workers) == 2, proc.stderr.read() if proc.poll() is not None else workers
         os.kill(workers[0], signal.SIGKILL)  # one rank dies
+        os.kill(workers[1], signal.SIGCONT)
         _, stderr = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
@@ -245,8 +250,6 @@ def test_a_dead_rank_leaves_whole_shards_and_a_rerun_completes(corpus, tmp_path)
         with safe_open(str(shard), framework="pt") as f:  # every visible shard is whole
             assert f.get_tensor("embeddings").shape == (1, 32)
 
-    stalled.unlink()
-    write_video(stalled, index_frames(range(50)), fps=25)  # the file becomes readable; rerun the same job
     model = _model(corpus)
     result = embed(inputs, tmp_path / "out", model=model, shard_size=1, progress=False)
     assert result["skipped"] == len(written) and result["embedded"] == 8 and result["failed"] == 0

@@ -232,7 +232,9 @@ def test_convert_push_of_a_run_file_publishes_the_run(run, hub, tmp_path, capsys
     hub.commit("org/conv", {"training/config.yaml": b"lr: 9\n", "notes.md": b"mine\n"})
     published = publish_run(run, "org/conv", dataset=DATASET)
     files = set(hub.repos["org/conv"].commits[hub.repos["org/conv"].branches["main"]])
-    assert "training/config.yaml" not in files and "notes.md" in files and "training/metrics.jsonl" in files
+    assert "notes.md" in files and "training/metrics.jsonl" in files
+    # the earlier file is replaced by this run's own settings file (every run writes config.yaml)
+    assert hub.file("org/conv", "training/config.yaml") == (run / "config.yaml").read_bytes() != b"lr: 9\n"
     assert published.files == sorted(files - {"notes.md"})
 
 
