@@ -7,6 +7,7 @@ import argparse
 import json
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -51,26 +52,23 @@ def _views(text: str) -> str:
     return text
 
 
-def _positive_int(text: str) -> int:
-    """argparse type of counts that must be at least 1 (``--batch-size``, ``--topk``)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
-    return value
+def _int_at_least(low: int) -> Callable[[str], int]:
+    """argparse type of whole numbers of at least ``low``, with one error wording for every count option."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = low - 1
+        if value < low:
+            raise argparse.ArgumentTypeError(f"expected a whole number of at least {low}, got {text!r}")
+        return value
+
+    return parse
 
 
-def _count(text: str) -> int:
-    """argparse type of counts that may be 0 (``--num-workers``)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number of at least 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a whole number of at least 0, got {text!r}")
-    return value
+_positive_int = _int_at_least(1)  # --batch-size, --topk
+_count = _int_at_least(0)  # --num-workers
 
 
 def _weight_file(text: str) -> str:
