@@ -78,6 +78,9 @@ def test_a_record_round_trips_through_json_and_reads_the_former_video_cfg():
     legacy = {"num_frames": 4, "frame_stride": 2, "test_clips": 2, "paper_top1": 50.0, "dataset": "x", "junk": 1}
     old = Weights.from_dict(legacy, name="a", tag="b")
     assert (old.num_frames, old.views, old.meta["paper_top1"], old.meta["dataset"]) == (4, "2x3", 50.0, "x")
+    known = Weights.known_keys()  # what a saved record may hold: every field, then the former keys
+    assert set(known) == set(record.to_dict()) | {"dataset", "paper_top1", "paper_gflops"}
+    assert known[:2] == ("num_frames", "frame_stride") and known[-3:] == ("dataset", "paper_top1", "paper_gflops")
 
 
 def test_unpacking_a_record_into_timm_says_what_to_call_instead(tiny_model):

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from typing import Any
 
@@ -13,7 +12,7 @@ import torch.nn as nn
 
 from . import models  # noqa: F401 - registers the zoo's models with timm
 from .errors import ConfigError, WeightsError
-from .models.registry import _LEGACY_META_KEYS, Weights, check_model_name, weights_of
+from .models.registry import Weights, check_model_name, weights_of
 from .models.tokshift import feature_model, pop_feature_args
 from .weights import load_weights_file, read_checkpoint_metadata
 
@@ -83,9 +82,7 @@ def create_model(
 def _checked_record(saved: Any, key: str, path: str | os.PathLike | None) -> dict[str, Any]:
     """A file's saved weights record (``weights``, or a former file's ``video_cfg``) as a dict; keys this zoo does
     not know are refused, naming those it does (the record's settings first, its identity and meta last)."""
-    fields = [f.name for f in dataclasses.fields(Weights)]
-    identity = ["name", "tag", "hf_hub_id", "url", "file", "filename", "sha256", "drive_folder", "meta", "default"]
-    known = [f for f in fields if f not in identity] + [f for f in fields if f in identity] + list(_LEGACY_META_KEYS)
+    known = Weights.known_keys()
     if not isinstance(saved, dict):
         raise WeightsError(f"{path}: the metadata's {key} must be a JSON object, found {type(saved).__name__}")
     unknown = sorted(set(saved) - set(known))

@@ -259,6 +259,16 @@ class Weights:
         return out
 
     @classmethod
+    def known_keys(cls) -> tuple[str, ...]:
+        """The keys a saved record may hold (``to_dict``'s, and the former ``video_cfg``'s ``dataset``,
+        ``paper_top1``, ``paper_gflops``): the record's settings first, then its identity and ``meta``, then the
+        former keys, the order an error listing them reads best in."""
+        fields = [f.name for f in dataclasses.fields(cls)]
+        identity = ["name", "tag", "hf_hub_id", "url", "file", "filename", "sha256", "drive_folder", "meta", "default"]
+        settings = [f for f in fields if f not in identity]
+        return (*settings, *(f for f in fields if f in identity), *_LEGACY_META_KEYS)
+
+    @classmethod
     def from_dict(cls, values: Mapping[str, Any], **defaults: Any) -> Weights:
         """A record from ``to_dict``'s values over ``defaults``; unknown keys are ignored, and the former
         ``video_cfg`` keys (``dataset``, ``paper_top1``, ``paper_gflops``) go to ``meta``."""
