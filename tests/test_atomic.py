@@ -114,3 +114,13 @@ def test_a_full_disk_is_one_line_error_naming_the_file_and_leaves_nothing(full_d
         atomic_write(target, writer)
     assert isinstance(err.value, OSError) and err.value.errno == errno.ENOSPC and "\n" not in str(err.value)
     assert list(full_disk.iterdir()) == []
+
+
+def test_a_run_folders_failed_write_is_a_write_error_too(full_disk):
+    from tokshift_zoo import WriteError
+    from tokshift_zoo.outputs import OutputWriteError, write_output
+
+    with pytest.raises(WriteError, match=r"could not write .*best.safetensors: .*the disk is full.*; resume") as err:
+        write_output(full_disk / "best.safetensors", lambda tmp: tmp.write_bytes(bytes(2 << 20)), "resume")
+    assert isinstance(err.value, OutputWriteError) and isinstance(err.value, OSError)
+    assert list(full_disk.iterdir()) == []

@@ -18,7 +18,7 @@ from filelock import FileLock, Timeout
 from safetensors import SafetensorError
 
 from .atomic import atomic_write
-from .errors import ConfigError, TokShiftZooError
+from .errors import ConfigError, WriteError
 
 __all__ = ["OutputBusyError", "OutputWriteError", "LOCK_FILE", "lock_output", "remove_incomplete", "write_output"]
 
@@ -29,8 +29,9 @@ class OutputBusyError(ConfigError):
     """Another process is writing into the output folder."""
 
 
-class OutputWriteError(TokShiftZooError, OSError):
-    """A file of a run folder could not be written (a full disk, a file size limit, no permission)."""
+class OutputWriteError(WriteError):
+    """A file of a run folder could not be written (a full disk, a file size limit, no permission): a
+    ``WriteError`` (so an ``OSError``) that also says how the run goes on."""
 
 
 @contextmanager
