@@ -9,7 +9,7 @@ import os
 from typing import Any
 
 from ..errors import ConfigError
-from ..train.config import AUGMENTS, AUTO_AUGMENTS
+from ..train.config import AUGMENTS, AUTO_AUGMENTS, usable_cores
 from .options import AMP_CHOICES, _add_list_options, _json_object, _weight_file
 
 
@@ -82,11 +82,6 @@ _TRAIN_FLAGS = {
 }
 
 
-def _cores() -> int:
-    """The CPU cores this process may run on."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
 def add_parsers(commands: argparse._SubParsersAction) -> None:
     """The parser of ``train``."""
     from ..train.config import TrainConfig
@@ -123,16 +118,16 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     train.add_argument("--num-classes", type=int, help="class count when the lists give integer labels")
     fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
     for name, (help_text, extra) in _TRAIN_HELP.items():
-        default = fields[name].default
+        spec = fields[name]
+        default = spec.default_factory() if spec.default is dataclasses.MISSING else spec.default  # num_workers
         value_type = type(default[0]) if isinstance(default, tuple) else type(default)
         if default is None:  # lr, weight_decay, layer_decay: floats; lr_base_size, train_scale: ints; the rest strings
             value_type = float if name in ("lr", "weight_decay", "layer_decay") else str
             value_type = int if name in ("lr_base_size", "train_scale") else value_type
         default = list(default) if isinstance(default, tuple) else default
         shown = "" if default is None else f" (default: {default})"
-        if name == "num_workers":  # no more loader processes than this machine has cores (torch warns)
-            default = min(default, _cores())
-            shown = f" (default: {default}, at most this machine's {_cores()} cores)"
+        if name == "num_workers":
+            shown = f" (default: {default}, at most this machine's {usable_cores()} cores)"
         train.add_argument(
             f"--{name.replace('_', '-')}", type=value_type, default=default, help=help_text + shown, **extra
         )

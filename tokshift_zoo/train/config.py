@@ -14,12 +14,23 @@ from typing import Any
 from ..errors import ConfigError
 from .recipes import RECIPES
 
-__all__ = ["RECIPE_DEFAULTS", "TrainConfig", "read_config_file"]
+__all__ = ["RECIPE_DEFAULTS", "TrainConfig", "default_num_workers", "read_config_file"]
 
 RECIPE_DEFAULTS = {"sgd": dict(lr=0.1, weight_decay=0.0), "adamw": dict(lr=1e-4, weight_decay=0.05)}
 AUGMENTS = ("zoo", "paper")  # the zoo's training preset; the authors' Train_ClipAug
 AUTO_AUGMENTS = ("rand", "trivial")  # torchvision's RandAugment, TrivialAugmentWide (one draw per clip)
 SCHEDULES = ("step", "cosine")
+
+
+def usable_cores() -> int:
+    """The CPU cores this process may run on (its affinity mask where the OS has one)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def default_num_workers() -> int:
+    """Data-loading processes per training process when none are asked for: 4, but no more than
+    ``usable_cores()`` (more would only contend for them, and torch's DataLoader warns)."""
+    return min(4, usable_cores())
 
 
 @dataclass
@@ -82,7 +93,7 @@ class TrainConfig:
     amp: str = "auto"  # "auto" (bf16 on CUDA, off on CPU), "bf16", "fp16", "none"
     fsdp: bool = False
     grad_checkpointing: bool = False
-    num_workers: int = 4
+    num_workers: int = field(default_factory=default_num_workers)  # 4, at most this machine's cores
     device: str = "auto"
     seed: int = 0
     deterministic: bool = False
