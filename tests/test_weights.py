@@ -671,6 +671,24 @@ def test_model_kwargs_from_a_file_out_of_bounds_are_refused_before_any_allocatio
     assert time.perf_counter() - started < 5  # refused, not built
 
 
+@pytest.mark.parametrize("source", ["local-dir", "hf-hub"])
+def test_model_args_of_a_config_json_out_of_bounds_are_refused_before_any_allocation(request, tmp_path, source):
+    hostile = json.loads(timm_config())
+    hostile["model_args"]["embed_dim"] = 10**9  # a 768 GB patch embedding, were it built
+    if source == "local-dir":
+        (tmp_path / "config.json").write_text(json.dumps(hostile))
+        name, where = f"local-dir:{tmp_path}", f"{tmp_path}/config.json"
+    else:
+        request.getfixturevalue("hub").commit(REPO, {"config.json": json.dumps(hostile).encode()})
+        name, where = f"hf-hub:{REPO}", f"hf-hub:{REPO} config.json"
+    named = f"{where}: model_args embed_dim=1000000000 is out of bounds: expected an integer from 1 to 16384"
+    for create in (tokshift_zoo.create_model, timm.create_model, tokshift_zoo.resolve_data_config):
+        started = time.perf_counter()
+        with pytest.raises(tokshift_zoo.WeightsError, match=re.escape(named)):
+            create(name)
+        assert time.perf_counter() - started < 5  # refused, not built
+
+
 def test_the_registry_sizes_pass_the_model_kwargs_bounds():
     from tokshift_zoo.models.checkpoints import check_model_kwargs
 

@@ -47,14 +47,17 @@ MODEL_KWARG_LIMITS: dict[str, tuple[type, float, float]] = {
 _MAX_TOKENS = 65536  # patches per frame: a 4096x4096 frame in 16x16 patches
 
 
-def check_model_kwargs(kwargs: Any, source: Any) -> dict[str, Any]:
-    """Refuse builder arguments read from a file (a checkpoint's metadata) that no model could have, before any
-    memory is allocated: each sizing argument must be a number within ``MODEL_KWARG_LIMITS`` (``img_size`` and
-    ``patch_size`` also as a pair), with at most 65536 patches per frame where both are given.
+def check_model_kwargs(kwargs: Any, source: Any, field: str = "model_kwargs") -> dict[str, Any]:
+    """Refuse builder arguments read from a file (a checkpoint's metadata, a hub repo's or ``local-dir:``
+    folder's ``config.json``) that no model could have, before any memory is allocated: each sizing argument must
+    be a number within ``MODEL_KWARG_LIMITS`` (``img_size`` and ``patch_size`` also as a pair), with at most 65536
+    patches per frame where both are given.
 
     Args:
-        kwargs: the ``model_kwargs`` found in the file.
+        kwargs: the builder arguments found in the file.
         source: the file, named in the error.
+        field: what the file calls them (``model_kwargs`` in the zoo's metadata, ``model_args`` in timm's
+            ``config.json``), named in the error.
 
     Returns:
         ``kwargs``, unchanged.
@@ -63,7 +66,7 @@ def check_model_kwargs(kwargs: Any, source: Any) -> dict[str, Any]:
         WeightsError: not a dict, or an argument out of range or of the wrong type (named, with its limits).
     """
     if not isinstance(kwargs, dict):
-        raise WeightsError(f"{source}: model_kwargs in its metadata must be a JSON object, got {str(kwargs)[:100]}")
+        raise WeightsError(f"{source}: {field} must be a JSON object, got {str(kwargs)[:100]}")
     for key, (kind, low, high) in MODEL_KWARG_LIMITS.items():
         if key not in kwargs:
             continue
@@ -74,7 +77,7 @@ def check_model_kwargs(kwargs: Any, source: Any) -> dict[str, Any]:
             if isinstance(item, bool) or not number_ok or not low <= item <= high or len(values) > 2:
                 kind_name = "an integer" if kind is int else "a number"
                 raise WeightsError(
-                    f"{source}: model_kwargs {key}={str(value)[:60]} in its metadata is out of bounds: expected "
+                    f"{source}: {field} {key}={str(value)[:60]} is out of bounds: expected "
                     f"{kind_name} from {low:g} to {high:g}. Refusing to build a model from it."
                 )
     if "img_size" not in kwargs or "patch_size" not in kwargs:  # the builder's own default fits
@@ -85,7 +88,7 @@ def check_model_kwargs(kwargs: Any, source: Any) -> dict[str, Any]:
     tokens = (img[0] // patch[0]) * (img[-1] // patch[-1])
     if tokens > _MAX_TOKENS:
         raise WeightsError(
-            f"{source}: model_kwargs img_size={kwargs.get('img_size')}, patch_size={kwargs.get('patch_size')} "
+            f"{source}: {field} img_size={kwargs.get('img_size')}, patch_size={kwargs.get('patch_size')} "
             f"give {tokens} patches per frame, more than {_MAX_TOKENS}. Refusing to build a model from it."
         )
     return kwargs

@@ -34,7 +34,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from ..notices import warn_once
-from .checkpoints import checkpoint_filter_fn, needs_mapping
+from .checkpoints import check_model_kwargs, checkpoint_filter_fn, needs_mapping
 from .entries import RECORDS
 from .registry import Weights, attach_weights, register_weights
 
@@ -449,6 +449,18 @@ def _check_arguments(variant: str, kwargs: dict[str, Any]) -> None:
         raise TypeError(f"{variant}() got an unexpected keyword argument {unknown[0]!r}{hint}")
 
 
+def _config_json(cfg: Any) -> str | None:
+    """The ``config.json`` whose ``model_args`` timm passed to the builder (an ``hf-hub:`` or ``local-dir:``
+    name), as messages name it; None for a build from a registry name."""
+    if not isinstance(cfg, dict):
+        return None
+    if cfg.get("source") == "local-dir":
+        return f"{cfg.get('file')}/config.json"
+    if cfg.get("source") == "hf-hub":
+        return f"hf-hub:{cfg.get('hf_hub_id')} config.json"
+    return None
+
+
 def _create_tokshift(variant: str, pretrained: bool = False, **kwargs: Any) -> nn.Module:
     """Build ``variant`` with timm's ``build_model_with_cfg``; its weights record and pretrained weights come from the
     zoo's weights loader, called back through the registry (it verifies sha256 pins and reads the authors' and
@@ -459,6 +471,9 @@ def _create_tokshift(variant: str, pretrained: bool = False, **kwargs: Any) -> n
     """
     features = pop_feature_args(kwargs)
     _check_arguments(variant, kwargs)
+    config_json = _config_json(kwargs.get("pretrained_cfg"))
+    if config_json is not None:  # the arguments are (in part) that file's: sized before anything is allocated
+        check_model_kwargs(kwargs, config_json, "model_args")
     model = build_model_with_cfg(VideoVisionTransformer, variant, pretrained=False, **kwargs)
     input_size = (model.in_chans, *model.patch_embed.img_size)
     if tuple(model.pretrained_cfg.get("input_size") or ()) != input_size:  # so that timm's data config sees it
