@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -26,10 +27,11 @@ from conftest import TINY_ARGS
 from PIL import Image
 from safetensors.torch import save_file
 from torchvision import transforms
+from videos import write_video
 
 from tokshift_zoo import resolve_data_config
 from tokshift_zoo.cli import main
-from tokshift_zoo.inference import VideoPreprocess, evaluate
+from tokshift_zoo.inference import VideoPreprocess, evaluate, predict_videos
 from tokshift_zoo.train.datasets import read_video_list
 from tokshift_zoo.video.transforms import VideoEvalTransform, crop_size, frame_indices
 
@@ -238,3 +240,29 @@ def test_cli_evaluate_passes_the_lists_frame_count(tiny_model, tmp_path, capsys)
     argv += ["--model-kwargs", json.dumps(TINY_ARGS), "--list", str(tmp_path / "val.txt"), "--data-root", str(tmp_path)]
     assert main(argv + ["--no-progress"]) == 0
     assert json.loads(capsys.readouterr().out)["failed"] == []
+
+
+def test_cli_predict_samples_a_listed_folder_from_the_lists_frame_count(tiny_model, tmp_path, capsys):
+    # the frames of a real mp4 (ffmpeg's JPEGs), listed with 257 of them and followed by 43 unreadable files, as in
+    # evaluate's test: predict --list samples from the list's count as evaluate does, not from the folder's files
+    frames = np.random.default_rng(0).integers(0, 256, (257, 40, 40, 3), dtype=np.uint8)
+    write_video(tmp_path / "clip.mp4", frames)
+    folder = tmp_path / "clip"
+    folder.mkdir()
+    ffmpeg = ["ffmpeg", "-loglevel", "error", "-i", str(tmp_path / "clip.mp4"), "-start_number", "1", "-q:v", "2"]
+    subprocess.run([*ffmpeg, str(folder / "img_%05d.jpg")], check=True)
+    assert len(list(folder.iterdir())) == 257
+    for i in range(258, 301):
+        (folder / FRAME_FORMAT.format(i)).write_bytes(b"not a jpeg")
+    (tmp_path / "val.txt").write_text("clip 257 1\n")
+    checkpoint = tmp_path / "tiny.safetensors"
+    save_file(tiny_model.state_dict(), checkpoint)
+    argv = ["predict", "--model", "tokshift_base16_224_8f", "--checkpoint", str(checkpoint), "--views", "10x1"]
+    argv += ["--model-kwargs", json.dumps(TINY_ARGS), "--json", "--no-progress", str(tmp_path / "clip.mp4")]
+    assert main([*argv, "--list", str(tmp_path / "val.txt"), "--data-root", str(tmp_path)]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [row["video"] for row in rows] == [str(tmp_path / "clip.mp4"), str(folder)]  # a VIDEO, then the list's
+    assert all("error" not in row for row in rows), rows
+    (listed,) = predict_videos(tiny_model, [folder], "10x1", topk=5, progress=False, frame_counts=[257])
+    assert [p["label"] for p in rows[1]["predictions"]] == [p["label"] for p in listed["predictions"]]
+    assert [p["score"] for p in rows[1]["predictions"]] == pytest.approx([p["score"] for p in listed["predictions"]])

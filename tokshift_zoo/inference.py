@@ -375,12 +375,15 @@ def predict_videos(
     progress: bool = True,
     amp: str | torch.dtype | None = None,
     on_result: Callable[[dict[str, Any]], None] | None = None,
+    frame_counts: Sequence[int | None] | None = None,
 ) -> list[dict[str, Any]] | None:
     """Classify many videos, decoding in ``num_workers`` data-loader processes while the model runs.
 
     Under torchrun each process classifies its share of the videos and rank 0 gathers all the answers. The other
     arguments are ``predict``'s. ``on_result(result)``: called with each video's result as soon as it is done
     (in the order given; under torchrun on rank 0, once all are gathered), e.g. to print it.
+    ``frame_counts``: per video, a frame folder's listed frame count or None, as in ``evaluate`` (a list's
+    ``VideoSample.num_frames``: clips are placed on that count, not on the folder's files).
 
     Returns:
         One dict per video, in the order given: ``{"video", "predictions", "protocol"}`` (as ``predict`` returns
@@ -400,7 +403,7 @@ def predict_videos(
 
     progress = "predict" if progress else None
     outcomes = _logits_of_videos(
-        model, videos, views, batch_size, num_workers, progress, amp, on_outcome=report if on_result else None
+        model, videos, views, batch_size, num_workers, progress, amp, frame_counts, report if on_result else None
     )
     if outcomes is None:
         return None

@@ -29,7 +29,7 @@ from .options import (
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    videos = _input_videos(args)  # before torch and the model load: a missing video fails fast
+    videos, frame_counts = _input_videos(args)  # before torch and the model load: a missing video fails fast
     from ..distributed import process_group
     from ..inference import predict_videos, protocol
 
@@ -63,6 +63,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
             show_bar,
             amp=args.amp,
             on_result=show,
+            frame_counts=frame_counts,
         )
     return 1 if failed else 0
 
@@ -188,7 +189,7 @@ def _cmd_embed(args: argparse.Namespace) -> int:
     from ..embeddings import embed
 
     result = embed(
-        _input_videos(args),
+        _input_videos(args)[0],
         args.output,
         model=args.model,
         checkpoint=args.checkpoint,

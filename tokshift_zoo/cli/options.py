@@ -196,10 +196,11 @@ def _add_timeline_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--plot", metavar="PNG", help="timeline: plot the top classes' scores over time (matplotlib)")
 
 
-def _input_videos(args: argparse.Namespace) -> list[str]:
+def _input_videos(args: argparse.Namespace) -> tuple[list[str], list[int | None]]:
     """The videos named on the command line (a folder: the videos and frame folders in it, as ``embed`` finds
-    them), then those of ``--list``; checked before any model loads (or torch is imported): none there is an
-    error."""
+    them), then those of ``--list``, each with the frame count its list gives (a frame folder of an authors'
+    ``dir num_frames label`` list, sampled from that count as ``evaluate`` does; None otherwise); checked before
+    any model loads (or torch is imported): none there is an error."""
     if not args.videos and not args.list:
         raise ConfigError("expected VIDEO arguments or --list FILE, got neither")
     if args.videos and not args.list and not any(Path(v).exists() for v in args.videos):
@@ -212,10 +213,12 @@ def _input_videos(args: argparse.Namespace) -> list[str]:
     for folder in (v for v in args.videos if Path(v).is_dir()):
         if not any(f == folder or f.startswith(os.path.join(folder, "")) for f in videos):
             raise VideoError(f"{folder}: expected video files or frame folders (img_00001.jpg, ...) in it, found none")
+    counts: list[int | None] = [None] * len(videos)
     if args.list:
-        labels = class_names_from_lists(args.list)
-        videos += [str(sample.path) for sample in read_video_list(args.list, args.data_root, label_names=labels)]
-    return videos
+        samples = read_video_list(args.list, args.data_root, label_names=class_names_from_lists(args.list))
+        videos += [str(sample.path) for sample in samples]
+        counts += [sample.num_frames for sample in samples]
+    return videos, counts
 
 
 def _refuse_random_head(args: argparse.Namespace, model: Any) -> None:
