@@ -430,6 +430,27 @@ def test_a_missing_best_is_written_again_from_the_checkpoint_of_its_epoch(video_
         )
 
 
+@pytest.mark.slow
+def test_with_ema_best_a_best_written_again_after_a_kill_holds_the_ema_weights(video_dir, tmp_path, caplog):
+    # killed inside epoch 2's checkpoint, then best.safetensors lost: the resumed run writes it again from the
+    # checkpoint of epoch 1, its best; under ema_best those are the EMA weights, as the unbroken run keeps them
+    config = _config(video_dir, tmp_path / "killed", epochs=2, ema_decay=0.9, ema_best=True)
+    train(dataclasses.replace(config, output=str(tmp_path / "straight")))
+    with safe_open(tmp_path / "straight" / "best.safetensors", "pt") as f:
+        assert json.loads(f.metadata()["epoch"]) == 1  # epoch 2 does not beat it: the file written again stays
+        wanted = {k: f.get_tensor(k) for k in f.keys()}
+    assert _killed_at("inside checkpoint", config).returncode == -signal.SIGKILL
+    killed = Path(config.output)
+    state = torch.load(killed / "checkpoint-epoch001.pt", weights_only=True)
+    assert not all(torch.equal(v, state["model"][k]) for k, v in wanted.items())  # the EMA is not the raw weights
+    (killed / "best.safetensors").unlink()
+    train(dataclasses.replace(config, resume="auto"))
+    with safe_open(killed / "best.safetensors", "pt") as f:
+        assert sorted(f.keys()) == sorted(wanted) and all(torch.equal(f.get_tensor(k), v) for k, v in wanted.items())
+        assert json.loads(f.metadata()["epoch"]) == 1
+    assert "written again from the checkpoint of epoch 1, its best epoch (its EMA weights" in caplog.text
+
+
 def test_resume_from_a_pickle_is_refused_without_running_it(video_dir, tmp_path, capsys):
     import pickle
 

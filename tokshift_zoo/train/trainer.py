@@ -621,8 +621,9 @@ class _Run:
         The checkpoint's best epoch: kept. From an epoch the checkpoint does not count (an attempt killed before
         its checkpoint, an abandoned branch) and at least as good: kept, as the best so far, so that only a
         better epoch replaces it. Missing (an older zoo killed between checkpoint and best), or worse, and the
-        checkpoint's own weights are the best: written again from them. Otherwise the best of the epochs still
-        to run is kept (with a warning).
+        checkpoint's own epoch is the best: written again from the checkpoint, with the weights the run keeps
+        (the EMA's under ``ema_best``, as ``save`` wrote them). Otherwise the best of the epochs still to run is
+        kept (with a warning).
         """
         path = output / BEST_FILE
         try:
@@ -647,9 +648,18 @@ class _Run:
             )
             return
         if self.best_epoch == epochs_done:
-            model_state = torch.load(checkpoint, map_location="cpu", weights_only=True, mmap=True)["model"]
-            self._save_best(output, epochs_done, config, model_state, best_cfg)
-            _logger.warning("%s written again from the checkpoint of epoch %d, its best epoch", path, epochs_done)
+            state = torch.load(checkpoint, map_location="cpu", weights_only=True, mmap=True)
+            if config.ema_best:  # ModelEmaV3's state: the EMA model's under "module."
+                best = {k.removeprefix("module."): v for k, v in state["ema"].items()}
+            else:
+                best = state["model"]
+            self._save_best(output, epochs_done, config, best, best_cfg)
+            _logger.warning(
+                "%s written again from the checkpoint of epoch %d, its best epoch%s",
+                path,
+                epochs_done,
+                " (its EMA weights: ema_best)" if config.ema_best else "",
+            )
             return
         _logger.warning(
             "%s is %s and the checkpoint of the best epoch (%s) is gone: the best of the epochs to come replaces it",
