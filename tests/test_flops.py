@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 
 import pytest
+import timm
 import torch
 
 import tokshift_zoo
 from tokshift_zoo.cli import main
-from tokshift_zoo.flops import count_flops, model_table
-from tokshift_zoo.models import get_weights
+from tokshift_zoo.flops import architecture_size, count_flops, model_table
+from tokshift_zoo.models import get_weights, list_models
+from tokshift_zoo.models.tokshift import MODEL_ARGS
 
 
 @pytest.fixture(scope="module")
@@ -53,3 +55,37 @@ def test_models_command_prints_json(capsys):
     rows = json.loads(capsys.readouterr().out)
     assert [r["name"] for r in rows] == ["tokshift_base16_224_16f", "tokshift_base16_224_8f"]
     assert rows[1]["gflops"] == pytest.approx(134.7, rel=0.005)
+
+
+def _built_size(model: torch.nn.Module) -> dict[str, float]:
+    return dict(count_flops(model), params=sum(p.numel() for p in model.parameters()))
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_the_table_sizes_each_registered_model_as_counted_from_the_built_one(table, name):
+    with torch.device("meta"):
+        model = timm.create_model(name)
+    built = _built_size(model)
+    sizing = ("depth", "embed_dim", "img_size", "patch_size", "num_frames")
+    size = architecture_size(num_classes=model.num_classes, **{k: MODEL_ARGS[name][k] for k in sizing})
+    assert size["params"] == built["params"]
+    assert size["gflops"] * 1e9 == pytest.approx(built["gflops"] * 1e9, rel=1e-12, abs=0.5)  # multiply-adds exact
+    assert size["gflops_full"] * 1e9 == pytest.approx(built["gflops_full"] * 1e9, rel=1e-12, abs=0.5)
+    row = table[name]
+    assert (row["params_m"], row["gflops"], row["gflops_full"]) == (
+        round(built["params"] / 1e6, 1),
+        round(built["gflops"], 1),
+        round(built["gflops_full"], 1),
+    )
+    assert (row["frames"], row["resolution"]) == (model.num_frames, model.patch_embed.img_size[0])
+
+
+def test_the_arithmetic_follows_every_sizing_argument():
+    args = dict(depth=3, embed_dim=48, img_size=(32, 48), patch_size=8, num_frames=5, in_chans=1, mlp_ratio=2.5)
+    for num_classes in (7, 0):
+        model = tokshift_zoo.create_model("tokshift_base16_224_8f", num_heads=4, num_classes=num_classes, **args)
+        built = _built_size(model)
+        size = architecture_size(num_classes=num_classes, **args)
+        assert size["params"] == built["params"]
+        assert size["gflops"] == pytest.approx(built["gflops"], rel=1e-12)
+        assert size["gflops_full"] == pytest.approx(built["gflops_full"], rel=1e-12)

@@ -38,7 +38,7 @@ from .checkpoints import check_model_kwargs, checkpoint_filter_fn, needs_mapping
 from .entries import RECORDS
 from .registry import Weights, attach_weights, register_weights
 
-__all__ = ["token_shift", "TokShiftBlock", "VideoVisionTransformer", "checkpoint_filter_fn"]
+__all__ = ["MODEL_ARGS", "token_shift", "TokShiftBlock", "VideoVisionTransformer", "checkpoint_filter_fn"]
 
 _logger = logging.getLogger(__name__)
 
@@ -485,59 +485,72 @@ def _create_tokshift(variant: str, pretrained: bool = False, **kwargs: Any) -> n
 
 _BASE16 = dict(patch_size=16, embed_dim=768, depth=12, num_heads=12)
 _LARGE16 = dict(patch_size=16, embed_dim=1024, depth=24, num_heads=16)
+# each builder's arguments, as data: the model table (``flops.model_table``) sizes the models from them unbuilt
+MODEL_ARGS: dict[str, dict[str, Any]] = {
+    "vit_base16_224_8f": dict(_BASE16, img_size=224, num_frames=8, fold_div=0),
+    "tokshift_base16_224_8f": dict(_BASE16, img_size=224, num_frames=8),
+    "tokshift_base16_256_8f": dict(_BASE16, img_size=256, num_frames=8),
+    "tokshift_base16_384_8f": dict(_BASE16, img_size=384, num_frames=8),
+    "tokshift_base16_224_16f": dict(_BASE16, img_size=224, num_frames=16),
+    "tokshift_large16_384_8f": dict(_LARGE16, img_size=384, num_frames=8),
+    "tokshift_large16_384_12f": dict(_LARGE16, img_size=384, num_frames=12),
+    "tokshift_demo_motion": dict(
+        img_size=32, patch_size=8, embed_dim=96, depth=6, num_heads=4, num_frames=8, pos_embed_std=1.0
+    ),
+}
 
 
 @register_model
 def vit_base16_224_8f(pretrained: bool = False, **kwargs: Any) -> VideoVisionTransformer:
     """Plain ViT-B/16, 8 frames at 224, logits averaged over time: the paper's baseline (no shift)."""
-    model_args = dict(_BASE16, img_size=224, num_frames=8, fold_div=0)
+    model_args = MODEL_ARGS["vit_base16_224_8f"]
     return _create_tokshift("vit_base16_224_8f", pretrained=pretrained, **dict(model_args, **kwargs))
 
 
 @register_model
 def tokshift_base16_224_8f(pretrained: bool = False, **kwargs: Any) -> VideoVisionTransformer:
     """TokShift-B/16, 8 frames at 224 (K400 top-1 77.28)."""
-    model_args = dict(_BASE16, img_size=224, num_frames=8)
+    model_args = MODEL_ARGS["tokshift_base16_224_8f"]
     return _create_tokshift("tokshift_base16_224_8f", pretrained=pretrained, **dict(model_args, **kwargs))
 
 
 @register_model
 def tokshift_base16_256_8f(pretrained: bool = False, **kwargs: Any) -> VideoVisionTransformer:
     """TokShift-B/16, 8 frames at 256 (K400 top-1 77.68)."""
-    model_args = dict(_BASE16, img_size=256, num_frames=8)
+    model_args = MODEL_ARGS["tokshift_base16_256_8f"]
     return _create_tokshift("tokshift_base16_256_8f", pretrained=pretrained, **dict(model_args, **kwargs))
 
 
 @register_model
 def tokshift_base16_384_8f(pretrained: bool = False, **kwargs: Any) -> VideoVisionTransformer:
     """TokShift-B/16, 8 frames at 384 (K400 top-1 78.14)."""
-    model_args = dict(_BASE16, img_size=384, num_frames=8)
+    model_args = MODEL_ARGS["tokshift_base16_384_8f"]
     return _create_tokshift("tokshift_base16_384_8f", pretrained=pretrained, **dict(model_args, **kwargs))
 
 
 @register_model
 def tokshift_base16_224_16f(pretrained: bool = False, **kwargs: Any) -> VideoVisionTransformer:
     """TokShift-B/16, 16 frames at 224 (K400 top-1 78.18)."""
-    model_args = dict(_BASE16, img_size=224, num_frames=16)
+    model_args = MODEL_ARGS["tokshift_base16_224_16f"]
     return _create_tokshift("tokshift_base16_224_16f", pretrained=pretrained, **dict(model_args, **kwargs))
 
 
 @register_model
 def tokshift_large16_384_8f(pretrained: bool = False, **kwargs: Any) -> VideoVisionTransformer:
     """TokShift-L/16, 8 frames at 384 (K400 top-1 79.83)."""
-    model_args = dict(_LARGE16, img_size=384, num_frames=8)
+    model_args = MODEL_ARGS["tokshift_large16_384_8f"]
     return _create_tokshift("tokshift_large16_384_8f", pretrained=pretrained, **dict(model_args, **kwargs))
 
 
 @register_model
 def tokshift_large16_384_12f(pretrained: bool = False, **kwargs: Any) -> VideoVisionTransformer:
     """TokShift-L/16, 12 frames at 384 (K400 top-1 80.40)."""
-    model_args = dict(_LARGE16, img_size=384, num_frames=12)
+    model_args = MODEL_ARGS["tokshift_large16_384_12f"]
     return _create_tokshift("tokshift_large16_384_12f", pretrained=pretrained, **dict(model_args, **kwargs))
 
 
 @register_model
 def tokshift_demo_motion(pretrained: bool = False, **kwargs: Any) -> VideoVisionTransformer:
     """The bundled demo: a 6-block, 96-wide TokShift on 8 frames of 32x32 in 8x8 patches, 4 motion classes."""
-    model_args = dict(img_size=32, patch_size=8, embed_dim=96, depth=6, num_heads=4, num_frames=8, pos_embed_std=1.0)
+    model_args = MODEL_ARGS["tokshift_demo_motion"]
     return _create_tokshift("tokshift_demo_motion", pretrained=pretrained, **dict(model_args, **kwargs))
