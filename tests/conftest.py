@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from hub_server import FileServer, HubServer
 from huggingface_hub import constants as hf_constants
+from videos import write_video
 
 import tokshift_zoo
 
@@ -34,6 +37,29 @@ def tiny_model() -> torch.nn.Module:
     """A seeded tiny ``tokshift_base16_224_8f`` in eval mode, fresh for each test."""
     torch.manual_seed(0)
     return tokshift_zoo.create_model("tokshift_base16_224_8f", **TINY_ARGS).eval()
+
+
+# --- videos: the clips the trainer, the fine-tuning kit and publishing train on -------------------------------
+
+
+@pytest.fixture(scope="session")
+def clip_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Eight 10-frame 40x48 mp4 files (libx264, a keyframe every 5 frames), ``clip0.mp4`` to ``clip7.mp4``: random
+    pixels with a colour cast (channel ``i % 3`` darkened), so clip ``i`` is of class ``i % 3``. Written once."""
+    root = tmp_path_factory.mktemp("clips")
+    rng = np.random.default_rng(0)
+    for i in range(8):
+        frames = rng.integers(0, 256, (10, 40, 48, 3), dtype=np.uint8)
+        frames[..., i % 3] //= 4
+        write_video(root / f"clip{i}.mp4", frames, gop=5)
+    return root
+
+
+def link_clips(clip_folder: Path, folder: Path) -> Path:
+    """``folder`` with the shared clips in it (hard links: the same files), for a module to write its lists beside."""
+    for clip in sorted(clip_folder.glob("clip*.mp4")):
+        os.link(clip, folder / clip.name)
+    return folder
 
 
 # --- weights: an isolated Hugging Face cache, the loopback hub and file servers ------------------------------

@@ -11,13 +11,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 import timm
 import torch
+from conftest import link_clips
 from huggingface_hub import ModelCard
 from safetensors.torch import load_file, save_file
-from videos import write_video
 
 import tokshift_zoo
 from tokshift_zoo.cli import main
@@ -35,16 +34,11 @@ DATASET = "my-lab/arrows"
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory) -> Path:
-    """A one-epoch `tokshift-zoo train` run from the demo model to a new 3-class task, on six 10-frame mp4 clips."""
-    root = tmp_path_factory.mktemp("clips")
-    rng = np.random.default_rng(0)
-    rows = []
-    for i in range(6):
-        frames = rng.integers(0, 256, (10, 40, 48, 3), dtype=np.uint8)
-        frames[:, :, :, i % 3] //= 4  # a colour cast per class
-        write_video(root / f"clip{i}.mp4", frames, gop=5)
-        rows.append(f"clip{i}.mp4,{CLASSES[i % 3]}\n")
+def run(clip_folder, tmp_path_factory) -> Path:
+    """A one-epoch `tokshift-zoo train` run from the demo model to a new 3-class task, on six of the shared 10-frame
+    mp4 clips (conftest's ``clip_folder``: clip i of class i % 3)."""
+    root = link_clips(clip_folder, tmp_path_factory.mktemp("clips"))
+    rows = [f"clip{i}.mp4,{CLASSES[i % 3]}\n" for i in range(6)]
     (root / "train.csv").write_text("path,label\n" + "".join(rows[:4]))
     (root / "val.csv").write_text("path,label\n" + "".join(rows[3:]))
     output = tmp_path_factory.mktemp("run") / "run"

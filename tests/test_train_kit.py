@@ -9,10 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import TINY_ARGS
+from conftest import TINY_ARGS, link_clips
 from safetensors.torch import load_file
 from timm.data import Mixup
-from videos import write_video
 
 import tokshift_zoo
 from tokshift_zoo import resolve_data_config
@@ -29,16 +28,11 @@ MODEL_KWARGS = {k: v for k, v in TINY_ARGS.items() if k != "num_classes"} | {"nu
 
 
 @pytest.fixture(scope="module")
-def video_dir(tmp_path_factory) -> Path:
-    """Six 10-frame 40x48 mp4 files, two classes told apart by a colour cast; train.txt (4) and val.txt (2)."""
-    root = tmp_path_factory.mktemp("kit_videos")
-    rng = np.random.default_rng(1)
-    lines = []
-    for i in range(6):
-        frames = rng.integers(0, 256, (10, 40, 48, 3), dtype=np.uint8)
-        frames[..., i % 2] //= 4
-        write_video(root / f"clip{i}.mp4", frames, gop=5)
-        lines.append(f"clip{i}.mp4 {'ab'[i % 2]}\n")
+def video_dir(clip_folder, tmp_path_factory) -> Path:
+    """The shared clips whose colour cast is of class a (clip0, 3, 6) or b (clip1, 4, 7): train.txt (four), val.txt
+    (two)."""
+    root = link_clips(clip_folder, tmp_path_factory.mktemp("kit_videos"))
+    lines = [f"clip{i}.mp4 {'ab'[i % 3]}\n" for i in (0, 1, 3, 4, 6, 7)]
     (root / "train.txt").write_text("".join(lines[:4]))
     (root / "val.txt").write_text("".join(lines[4:]))
     return root
