@@ -6,18 +6,19 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import select
 import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from conftest import TINY_ARGS
+from conftest import TINY_ARGS, link_clips
 from safetensors import safe_open
-from videos import write_video
 
 import tokshift_zoo
 from tokshift_zoo.cli import main as cli_main
@@ -31,17 +32,11 @@ CLASSES = ["jumping", "running", "sitting"]
 
 
 @pytest.fixture(scope="module")
-def video_dir(tmp_path_factory) -> Path:
-    """Eight 10-frame 40x48 mp4 files (libx264) and lists: train.csv (class names), val.csv, train.txt (indices)."""
-    root = tmp_path_factory.mktemp("videos")
-    rng = np.random.default_rng(0)
-    rows = []
-    for i in range(8):
-        label = i % 3
-        frames = rng.integers(0, 256, (10, 40, 48, 3), dtype=np.uint8)
-        frames[:, :, :, label] //= 4  # a colour cast per class
-        write_video(root / f"clip{i}.mp4", frames, gop=5)
-        rows.append((f"clip{i}.mp4", label))
+def video_dir(clip_folder, tmp_path_factory) -> Path:
+    """The eight shared clips (conftest's ``clip_folder``, clip i of class i % 3) and lists: train.csv (class
+    names), val.csv, train.txt and val.txt (indices)."""
+    root = link_clips(clip_folder, tmp_path_factory.mktemp("videos"))
+    rows = [(f"clip{i}.mp4", i % 3) for i in range(8)]
     (root / "train.csv").write_text("path,label\n" + "".join(f"{p},{CLASSES[y]}\n" for p, y in rows[:6]))
     (root / "val.csv").write_text("path,label\n" + "".join(f"{p},{CLASSES[y]}\n" for p, y in rows[6:]))
     (root / "train.txt").write_text("".join(f"{p} {y}\n" for p, y in rows[:6]))
@@ -312,53 +307,86 @@ def test_two_processes_under_torchrun(video_dir, tmp_path, sharding):
 # --- kills, full disks and bad resumes ------------------------------------------------------------------------
 
 
-# The child: train(config) that SIGKILLs itself at POINT of epoch 2's writes ("inside best" / "inside checkpoint":
-# the temporary file written, not yet renamed; "before metrics": best written, the line not), its files limited to
-# FSIZE bytes if given (a write past it fails with EFBIG, as one on a full disk fails with ENOSPC).
-_KILLING_CHILD = """
-import dataclasses, json, os, resource, signal, sys
+# A killed run: train(config) in a child process that SIGKILLs itself at POINT of epoch 2's writes ("inside best" /
+# "inside checkpoint": the temporary file written, not yet renamed; "before metrics": best written, the line not), its
+# files limited to FSIZE bytes if given (a write past it fails with EFBIG, as one on a full disk fails with ENOSPC).
+# The children are forked from one parent that imported the trainer once (a fresh interpreter per run imports torch
+# again): each is its own process, trains from the start and is really killed. The parent reads one request a line
+# (point, settings, fsize, a file for the child's output) and answers with the child's exit code as subprocess gives
+# it (-9: killed by SIGKILL; 3: an error).
+_KILLING_PARENT = """
+import json, os, resource, signal, sys
 import tokshift_zoo.outputs as outputs
 import tokshift_zoo.train.trainer as trainer
 from tokshift_zoo.train import TrainConfig, train
 
-point, settings, fsize = sys.argv[1], json.loads(sys.argv[2]), int(sys.argv[3])
-config = TrainConfig(**settings)
-atomic_write, append, best_writes = outputs.atomic_write, trainer._append_metrics, []
+def killed_run(point, settings, fsize):
+    config = TrainConfig(**settings)
+    atomic_write, append, best_writes = outputs.atomic_write, trainer._append_metrics, []
 
-def die():
-    os.kill(os.getpid(), signal.SIGKILL)
+    def die():
+        os.kill(os.getpid(), signal.SIGKILL)
 
-def killing_write(path, write):
-    if path.name == "best.safetensors":
-        best_writes.append(path)  # one per epoch without validation
-    epoch2 = len(best_writes) == 2 if path.name == "best.safetensors" else "epoch002" in path.name
-    if point == "inside " + path.stem.split("-")[0] and epoch2:
-        return atomic_write(path, lambda tmp: (write(tmp), die()))
-    return atomic_write(path, write)
+    def killing_write(path, write):
+        if path.name == "best.safetensors":
+            best_writes.append(path)  # one per epoch without validation
+        epoch2 = len(best_writes) == 2 if path.name == "best.safetensors" else "epoch002" in path.name
+        if point == "inside " + path.stem.split("-")[0] and epoch2:
+            return atomic_write(path, lambda tmp: (write(tmp), die()))
+        return atomic_write(path, write)
 
-def killing_append(path, row):
-    if point == "before metrics" and row["epoch"] == 2:
-        die()
-    append(path, row)
+    def killing_append(path, row):
+        if point == "before metrics" and row["epoch"] == 2:
+            die()
+        append(path, row)
 
-outputs.atomic_write, trainer._append_metrics = killing_write, killing_append
-if fsize:
-    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
-try:
-    train(config)
-except Exception as err:
-    print(f"child: {type(err).__name__}: {err}", file=sys.stderr)
-    sys.exit(3)
+    outputs.atomic_write, trainer._append_metrics = killing_write, killing_append
+    if fsize:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
+    try:
+        train(config)
+    except Exception as err:
+        print(f"child: {type(err).__name__}: {err}", file=sys.stderr)
+        return 3
+    return 0
+
+for line in sys.stdin:
+    point, settings, fsize, output = json.loads(line)
+    pid = os.fork()
+    if pid == 0:  # the child: its stdout and stderr go to its own file
+        fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        code = killed_run(point, settings, fsize)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    print(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]), flush=True)
 """
 
 
-def _killed_at(point: str, config: TrainConfig, fsize: int = 0) -> subprocess.CompletedProcess:
-    """``config`` trained in a child process killed at ``point`` (see ``_KILLING_CHILD``)."""
-    settings = json.dumps(dataclasses.asdict(config))
+@pytest.fixture(scope="module")
+def killer(tmp_path_factory) -> Iterator[tuple[subprocess.Popen, Path]]:
+    """The parent process of the killed runs (see ``_KILLING_PARENT``), and a folder for the children's output."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
-    cmd = [sys.executable, "-c", _KILLING_CHILD, point, settings, str(fsize)]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
+    cmd = [sys.executable, "-c", _KILLING_PARENT]
+    parent = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+    yield parent, tmp_path_factory.mktemp("killed")
+    parent.stdin.close()
+    parent.wait(60)
+
+
+def _killed_at(killer, point: str, config: TrainConfig, fsize: int = 0) -> subprocess.CompletedProcess:
+    """``config`` trained in a child process killed at ``point`` (see ``_KILLING_PARENT``)."""
+    parent, folder = killer
+    output = folder / f"{len(list(folder.iterdir()))}.txt"
+    parent.stdin.write(json.dumps([point, dataclasses.asdict(config), fsize, str(output)]) + "\n")
+    parent.stdin.flush()
+    ready, _, _ = select.select([parent.stdout], [], [], 600)
+    assert ready and parent.poll() is None, "the killed run did not end in 600 s, or its parent died"
+    code = int(parent.stdout.readline())
+    return subprocess.CompletedProcess([point], code, "", output.read_text())
 
 
 @pytest.fixture(scope="module")
@@ -388,9 +416,11 @@ def _same_run(output: Path, reference: Path) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("point", ["inside best", "before metrics", "inside checkpoint"])
-def test_a_kill_during_an_epochs_writes_then_resume_ends_as_an_unbroken_run(video_dir, tmp_path, straight_run, point):
+def test_a_kill_during_an_epochs_writes_then_resume_ends_as_an_unbroken_run(
+    video_dir, tmp_path, straight_run, killer, point
+):
     config = dataclasses.replace(_config(video_dir, tmp_path, epochs=2), val_list=None)
-    child = _killed_at(point, config)
+    child = _killed_at(killer, point, config)
     assert child.returncode == -signal.SIGKILL, child.stderr[-3000:]
     if point == "inside checkpoint":  # everything but the checkpoint that marks epoch 2 done is there
         assert len(_metrics(tmp_path)) == 2 and list(tmp_path.glob(".checkpoint-epoch002*incomplete*"))
@@ -402,12 +432,12 @@ def test_a_kill_during_an_epochs_writes_then_resume_ends_as_an_unbroken_run(vide
 
 
 @pytest.mark.slow
-def test_a_full_disk_at_the_checkpoint_then_resume_ends_as_an_unbroken_run(video_dir, tmp_path, straight_run):
+def test_a_full_disk_at_the_checkpoint_then_resume_ends_as_an_unbroken_run(video_dir, tmp_path, straight_run, killer):
     config = dataclasses.replace(_config(video_dir, tmp_path, epochs=2), val_list=None)
     best, checkpoint = (straight_run / n for n in ("best.safetensors", "checkpoint-epoch002.pt"))
     assert best.stat().st_size < checkpoint.stat().st_size  # the limit lets best be written, not the checkpoint
     limit = (best.stat().st_size + checkpoint.stat().st_size) // 2
-    child = _killed_at("none", config, fsize=limit)
+    child = _killed_at(killer, "none", config, fsize=limit)
     assert child.returncode == 3, child.stderr[-3000:]  # an error, not a crash
     assert "checkpoint-epoch001.pt" in child.stderr.splitlines()[-1], child.stderr[-3000:]
     assert (tmp_path / "best.safetensors").is_file() and len(_metrics(tmp_path)) == 1
