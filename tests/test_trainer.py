@@ -461,7 +461,7 @@ def test_a_missing_best_is_written_again_from_the_checkpoint_of_its_epoch(video_
 
 
 @pytest.mark.slow
-def test_with_ema_best_a_best_written_again_after_a_kill_holds_the_ema_weights(video_dir, tmp_path, caplog):
+def test_with_ema_best_a_best_written_again_after_a_kill_holds_the_ema_weights(video_dir, tmp_path, killer, caplog):
     # killed inside epoch 2's checkpoint, then best.safetensors lost: the resumed run writes it again from the
     # checkpoint of epoch 1, its best; under ema_best those are the EMA weights, as the unbroken run keeps them
     config = _config(video_dir, tmp_path / "killed", epochs=2, ema_decay=0.9, ema_best=True)
@@ -469,7 +469,7 @@ def test_with_ema_best_a_best_written_again_after_a_kill_holds_the_ema_weights(v
     with safe_open(tmp_path / "straight" / "best.safetensors", "pt") as f:
         assert json.loads(f.metadata()["epoch"]) == 1  # epoch 2 does not beat it: the file written again stays
         wanted = {k: f.get_tensor(k) for k in f.keys()}
-    assert _killed_at("inside checkpoint", config).returncode == -signal.SIGKILL
+    assert _killed_at(killer, "inside checkpoint", config).returncode == -signal.SIGKILL
     killed = Path(config.output)
     state = torch.load(killed / "checkpoint-epoch001.pt", weights_only=True)
     assert not all(torch.equal(v, state["model"][k]) for k, v in wanted.items())  # the EMA is not the raw weights
