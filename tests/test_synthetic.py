@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from tokshift_zoo import load_video
-from tokshift_zoo.synthetic import MOTION_LABELS, make_motion_clip, write_motion_dataset
+from tokshift_zoo.synthetic import DIAGONAL_LABELS, MOTION_LABELS, make_motion_clip, write_motion_dataset
 
 # small objects on long paths over a steady camera: every pixel shows the background in most frames, so the
 # per-pixel median over time is the background and the object is what differs from it, brighter or darker
@@ -43,6 +43,36 @@ def test_the_object_moves_the_stated_direction(label, axis, sign, darker):
         assert (clip[0].astype(float)[mask].sum() < background) == (darker == 1.0)
 
 
+@pytest.mark.parametrize("label, signs", list(zip(DIAGONAL_LABELS, [(-1, -1), (-1, 1), (1, -1), (1, 1)], strict=True)))
+def test_a_diagonal_covers_the_same_pixels_along_both_axes(label, signs):
+    for seed in range(6):
+        clip = make_motion_clip(label, num_frames=8, height=48, width=64, rng=seed, **STEADY)
+        travelled = object_centres(clip)[-1] - object_centres(clip)[0]
+        assert np.all(np.sign(travelled) == signs) and np.all(np.abs(travelled) > 10), (seed, travelled)
+        assert abs(abs(travelled[0]) - abs(travelled[1])) < 1.5, (seed, travelled)
+
+
+@pytest.mark.parametrize("label", ["moving_right", "moving_up", "moving_down_left"])
+def test_a_speed_profile_changes_the_pace_not_the_path(label):
+    ys, xs = np.mgrid[0:48, 0:64]
+    for seed in range(6):
+        clips = {
+            profile: make_motion_clip(label, num_frames=8, height=48, width=64, rng=seed, profile=profile, **STEADY)
+            for profile in ("constant", "accelerating", "decelerating")
+        }
+        # the same draws, so the same background (the constant clip's per-pixel median), start and end
+        background = np.median(clips["constant"].astype(float), axis=0)
+        pace = {}
+        for profile, clip in clips.items():
+            assert (clip[[0, -1]] != clips["constant"][[0, -1]]).any(axis=-1).sum() <= 4, (seed, profile)
+            masks = np.abs(clip.astype(float) - background).sum(axis=-1) > 40
+            centres = np.stack([[ys[m].mean(), xs[m].mean()] for m in masks])
+            pace[profile] = np.hypot(*np.diff(centres, axis=0).T)
+        assert pace["accelerating"][4:].sum() > 2 * pace["accelerating"][:3].sum(), (seed, pace)
+        assert pace["decelerating"][:3].sum() > 2 * pace["decelerating"][4:].sum(), (seed, pace)
+        assert np.ptp(pace["constant"]) < 1.5, (seed, pace)
+
+
 def test_the_full_task_mixes_both_polarities_and_never_saturates_its_range():
     darker = []
     for seed in range(40):
@@ -72,6 +102,8 @@ def test_bad_directions_and_sizes_are_refused():
         make_motion_clip("sideways")
     with pytest.raises(ValueError, match="8x8"):
         make_motion_clip(0, height=4)
+    with pytest.raises(ValueError, match="accelerating"):
+        make_motion_clip(0, profile="jerky")
 
 
 def test_dataset_is_written_as_mp4_files_with_a_list(tmp_path):

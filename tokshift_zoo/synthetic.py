@@ -18,6 +18,10 @@ maps horizontal onto vertical). No single frame tells the direction, only the ch
 a model that classifies frames one by one and averages them (the plain ViT) stays near chance, while TokShift's
 shifted class tokens see the motion.
 
+For new tasks built on the same clips (fine-tuning benchmarks), ``make_motion_clip`` also draws the four
+diagonals (``DIAGONAL_LABELS``, at 45 degrees in pixels) and objects that speed up from rest or slow down to rest
+(``profile``); the default constant-speed clips of the four directions are drawn exactly as before.
+
 ``make_motion_clip`` draws one clip as uint8 (T, H, W, 3); ``write_motion_dataset`` writes mp4 files and a
 ``path label`` list for the trainer.
 """
@@ -34,23 +38,35 @@ import numpy as np
 from .atomic import atomic_write
 from .video.io import write_video
 
-__all__ = ["MOTION_LABELS", "TASK_VERSION", "make_motion_clip", "random_clip_size", "write_motion_dataset"]
+__all__ = [
+    "DIAGONAL_LABELS",
+    "MOTION_LABELS",
+    "TASK_VERSION",
+    "make_motion_clip",
+    "random_clip_size",
+    "write_motion_dataset",
+]
 
 MOTION_LABELS = ("moving_left", "moving_right", "moving_up", "moving_down")
+# the four diagonals, which the demo model never saw: with MOTION_LABELS, the eight directions of a new task
+DIAGONAL_LABELS = ("moving_up_left", "moving_up_right", "moving_down_left", "moving_down_right")
 TASK_VERSION = 3  # raised whenever the clips a seed draws change, so that caches of written clips are not reused
-_DIRECTIONS = ((0, -1), (0, 1), (-1, 0), (1, 0))  # (dy, dx) of each label, image coordinates (y down)
+_LABELS = MOTION_LABELS + DIAGONAL_LABELS
+# (dy, dx) of each label, image coordinates (y down)
+_DIRECTIONS = ((0, -1), (0, 1), (-1, 0), (1, 0), (-1, -1), (-1, 1), (1, -1), (1, 1))
 _SHAPES = ("rectangle", "ellipse", "diamond", "triangle", "cross")
 _FILLS = ("solid", "stripes", "checks", "dots", "mottled")
+_PROFILES = ("constant", "accelerating", "decelerating")
 _BACKGROUNDS = ("flat", "gradient", "noise", "blotches", "clouds", "stripes", "checks")
 
 
 def _label_index(direction: str | int) -> int:
     if isinstance(direction, str):
-        if direction not in MOTION_LABELS:
-            raise ValueError(f"direction must be one of {MOTION_LABELS} or an index 0-3, got {direction!r}")
-        return MOTION_LABELS.index(direction)
-    if not 0 <= int(direction) < len(MOTION_LABELS):
-        raise ValueError(f"direction must be one of {MOTION_LABELS} or an index 0-3, got {direction!r}")
+        if direction not in _LABELS:
+            raise ValueError(f"direction must be one of {_LABELS} or an index 0-7, got {direction!r}")
+        return _LABELS.index(direction)
+    if not 0 <= int(direction) < len(_LABELS):
+        raise ValueError(f"direction must be one of {_LABELS} or an index 0-7, got {direction!r}")
     return int(direction)
 
 
@@ -162,26 +178,32 @@ def make_motion_clip(
     size: tuple[float, float] = (0.08, 0.45),
     darker: float = 0.5,
     plain: bool = False,
+    profile: str = "constant",
 ) -> np.ndarray:
     """Draw one clip of an object moving in ``direction`` over a static background (see the module docstring).
 
     Args:
-        direction: one of ``MOTION_LABELS`` or its index.
+        direction: one of ``MOTION_LABELS`` (index 0-3) or ``DIAGONAL_LABELS`` (4-7), or its index.
         num_frames: T (>= 2).
         height, width: frame size in pixels (>= 8).
         rng: a ``numpy.random.Generator``, a seed, or None for fresh entropy.
         travel: the range of the distance covered over the clip, as a fraction of the frame's extent along the
-            direction (capped by the room the object leaves).
+            direction (capped by the room the object leaves); a diagonal covers that fraction of the short side
+            along both axes.
         size: the range of the object's height, as a fraction of the frame's short side.
         darker: the probability that the object is darker than the background.
         plain: draw only the easy part of the task (a flat or gradient background, a contrast of 0.45-0.8, a
             solid or textured object without outline, a steady camera): the recipe's first stage, which gets the
             motion learnt at all.
+        profile: how the object covers its path: ``"constant"`` speed, ``"accelerating"`` from rest (the
+            distance covered grows as the square of the time) or ``"decelerating"`` to rest (its time reverse).
 
     Returns:
         uint8 array (num_frames, height, width, 3), RGB.
     """
     label = _label_index(direction)
+    if profile not in _PROFILES:
+        raise ValueError(f"profile must be one of {_PROFILES}, got {profile!r}")
     if num_frames < 2 or height < 8 or width < 8:
         raise ValueError(f"need num_frames >= 2 and frames of at least 8x8, got {num_frames} x {height}x{width}")
     rng = np.random.default_rng(rng)
@@ -209,15 +231,28 @@ def make_motion_clip(
     # Along the motion the object covers [start, start + distance]. Across it, it sits at one of the positions a
     # path drawn the same way would pass through (a random frame of it), so that pooled over frames the two
     # coordinates follow one law: a per-frame model sees the same positions for every class in square frames.
-    (y_start, y_distance), (x_start, x_distance) = path(height, half_h), path(width, half_w)
+    # A diagonal covers the same distance along both axes (45 degrees in pixels), a fraction of the short side.
+    if dx and dy:
+        distance = min(rng.uniform(*travel) * short, height - 2 * half_h, width - 2 * half_w)
+        y_start = half_h + rng.uniform(0, 1) * (height - 2 * half_h - distance)
+        x_start = half_w + rng.uniform(0, 1) * (width - 2 * half_w - distance)
+        y_distance = x_distance = distance
+    else:
+        (y_start, y_distance), (x_start, x_distance) = path(height, half_h), path(width, half_w)
     at = rng.integers(num_frames) / (num_frames - 1)
     cy, cx = y_start + at * y_distance, x_start + at * x_distance
     if dx:
         cx = x_start if dx > 0 else width - x_start
-        step = x_distance / (num_frames - 1)
-    else:
+    if dy:
         cy = y_start if dy > 0 else height - y_start
-        step = y_distance / (num_frames - 1)
+    # how far along its path the object is in each frame: equal steps, or growing (shrinking) with the time squared
+    index = np.arange(num_frames)
+    if profile == "constant":
+        offset_y, offset_x = index * (y_distance / (num_frames - 1)), index * (x_distance / (num_frames - 1))
+    else:
+        time = index / (num_frames - 1)
+        covered = time**2 if profile == "accelerating" else 1 - (1 - time) ** 2
+        offset_y, offset_x = y_distance * covered, x_distance * covered
 
     # the camera: a brightness ramp (half the clips) with flicker, and sensor noise, none tied to the direction
     ramp = rng.uniform(-0.3, 0.3) if rng.uniform() < 0.5 and not plain else 0.0
@@ -227,7 +262,7 @@ def make_motion_clip(
     yy, xx = np.mgrid[0:height, 0:width] + 0.5
     frames = np.empty((num_frames, height, width, 3), np.uint8)
     for t in range(num_frames):
-        ry, rx = yy - (cy + dy * step * t), xx - (cx + dx * step * t)
+        ry, rx = yy - (cy + dy * offset_y[t]), xx - (cx + dx * offset_x[t])
         texture = _texture(fill, ry, rx, period, angle, spots)[..., None]
         mask = _shape_mask(shape, ry, rx, half_h, half_w)
         if outline:
