@@ -222,21 +222,22 @@ def make_motion_clip(
     outline = rng.uniform(1.0, 2.5) if rng.uniform() < 0.3 and not plain else 0.0  # only the outline, so wide
     period, angle, spots = rng.uniform(1.5, 5.0), rng.uniform(0, np.pi), rng.uniform(0, 1, (16, 16))
 
+    def start(extent: float, half: float, distance: float) -> float:
+        """Where a path of ``distance`` along one axis starts, drawn uniformly so that it stays inside the frame."""
+        return half + rng.uniform(0, 1) * (extent - 2 * half - distance)
+
     def path(extent: float, half: float) -> tuple[float, float]:
         """A path (start, distance) along one axis, drawn uniformly inside the frame."""
-        room = extent - 2 * half
-        distance = min(rng.uniform(*travel) * extent, room)
-        return half + rng.uniform(0, 1) * (room - distance), distance
+        distance = min(rng.uniform(*travel) * extent, extent - 2 * half)
+        return start(extent, half, distance), distance
 
     # Along the motion the object covers [start, start + distance]. Across it, it sits at one of the positions a
     # path drawn the same way would pass through (a random frame of it), so that pooled over frames the two
     # coordinates follow one law: a per-frame model sees the same positions for every class in square frames.
     # A diagonal covers the same distance along both axes (45 degrees in pixels), a fraction of the short side.
     if dx and dy:
-        distance = min(rng.uniform(*travel) * short, height - 2 * half_h, width - 2 * half_w)
-        y_start = half_h + rng.uniform(0, 1) * (height - 2 * half_h - distance)
-        x_start = half_w + rng.uniform(0, 1) * (width - 2 * half_w - distance)
-        y_distance = x_distance = distance
+        y_distance = x_distance = min(rng.uniform(*travel) * short, height - 2 * half_h, width - 2 * half_w)
+        y_start, x_start = start(height, half_h, y_distance), start(width, half_w, x_distance)
     else:
         (y_start, y_distance), (x_start, x_distance) = path(height, half_h), path(width, half_w)
     at = rng.integers(num_frames) / (num_frames - 1)
@@ -245,7 +246,8 @@ def make_motion_clip(
         cx = x_start if dx > 0 else width - x_start
     if dy:
         cy = y_start if dy > 0 else height - y_start
-    # how far along its path the object is in each frame: equal steps, or growing (shrinking) with the time squared
+    # how far along its path the object is in each frame: equal steps (computed as they always were, so that
+    # constant-speed clips stay bit-identical to earlier ones), or growing (shrinking) with the time squared
     index = np.arange(num_frames)
     if profile == "constant":
         offset_y, offset_x = index * (y_distance / (num_frames - 1)), index * (x_distance / (num_frames - 1))
