@@ -1,6 +1,7 @@
 """Fine-tuning on a few hundred clips: the ``small-data`` recipe, training from scratch and a linear probe, in one
-run on the same clips of a task the demo model never saw (direction x speed, 8 classes); see
-``tokshift_zoo/benchmark/finetune.py`` for the task and the three runs, docs/benchmarks.md for the figures. Run:
+run on the same clips of a task the demo model never saw (is the object approaching, receding or keeping its
+distance: 3 classes); see ``tokshift_zoo/benchmark/finetune.py`` for the task and the three runs,
+docs/benchmarks.md for the figures. Run:
 
     .venv/bin/python benchmarks/finetune_small_data.py --workdir runs/finetune [--train-clips 320]
         [--val-clips 160] [--epochs 12] [--seed 0] [--num-workers 1] [--json OUT]

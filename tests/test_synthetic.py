@@ -72,6 +72,28 @@ def test_a_speed_profile_changes_the_pace_not_the_path(label):
         assert np.ptp(pace["constant"]) < 1.5, (seed, pace)
 
 
+@pytest.mark.parametrize("label", ["moving_left", "moving_down", "moving_up_right"])
+def test_growth_scales_the_object_about_its_path(label):
+    for seed in range(6):
+        clips = {
+            growth: make_motion_clip(label, num_frames=8, height=96, width=128, rng=seed, growth=growth, **STEADY)
+            for growth in (1.0, 2.0, 0.5)
+        }
+        # the same draws: the drawn size is the larger one, so an approaching object ends and a receding one
+        # starts exactly as the constant-size object does
+        assert np.array_equal(clips[2.0][-1], clips[1.0][-1]) and np.array_equal(clips[0.5][0], clips[1.0][0])
+        background = np.median(clips[1.0].astype(float), axis=0)
+        area = {growth: object_mask(clip, background).sum(axis=(1, 2)) for growth, clip in clips.items()}
+        # twice the size is four times the area; pixels sampled at sub-pixel positions alias by up to ~12%
+        assert 2.5 < area[2.0][-1] / area[2.0][0] < 6 and 2.5 < area[0.5][0] / area[0.5][-1] < 6, (seed, area)
+        assert (np.diff(area[2.0]) > -0.12 * area[2.0][:-1]).all(), (seed, area)
+        assert (np.diff(area[0.5]) < 0.12 * area[0.5][:-1]).all(), (seed, area)
+        assert np.ptp(area[1.0]) <= 0.15 * area[1.0].mean(), (seed, area)
+        # the object grows about its centre, which follows the constant-size object's path
+        centres = {growth: object_centres(clip, background) for growth, clip in clips.items()}
+        assert np.abs(centres[2.0] - centres[1.0]).max() < 2.0 and np.abs(centres[0.5] - centres[1.0]).max() < 2.0
+
+
 def test_the_full_task_mixes_both_polarities_and_never_saturates_its_range():
     darker = []
     for seed in range(40):
@@ -103,6 +125,8 @@ def test_bad_directions_and_sizes_are_refused():
         make_motion_clip(0, height=4)
     with pytest.raises(ValueError, match="accelerating"):
         make_motion_clip(0, profile="jerky")
+    with pytest.raises(ValueError, match="positive ratio"):
+        make_motion_clip(0, growth=0.0)
 
 
 def test_dataset_is_written_as_mp4_files_with_a_list(tmp_path):

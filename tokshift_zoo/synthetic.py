@@ -19,8 +19,9 @@ a model that classifies frames one by one and averages them (the plain ViT) stay
 shifted class tokens see the motion.
 
 For new tasks built on the same clips (fine-tuning benchmarks), ``make_motion_clip`` also draws the four
-diagonals (``DIAGONAL_LABELS``, at 45 degrees in pixels) and objects that speed up from rest or slow down to rest
-(``profile``); the default constant-speed clips of the four directions are drawn exactly as before.
+diagonals (``DIAGONAL_LABELS``, at 45 degrees in pixels), objects that speed up from rest or slow down to rest
+(``profile``) and objects that grow or shrink as they move, as if approaching or receding (``growth``); the
+default constant-speed clips of the four directions are drawn exactly as before.
 
 ``make_motion_clip`` draws one clip as uint8 (T, H, W, 3); ``write_motion_dataset`` writes mp4 files and a
 ``path label`` list for the trainer.
@@ -179,6 +180,7 @@ def make_motion_clip(
     darker: float = 0.5,
     plain: bool = False,
     profile: str = "constant",
+    growth: float = 1.0,
 ) -> np.ndarray:
     """Draw one clip of an object moving in ``direction`` over a static background (see the module docstring).
 
@@ -197,11 +199,16 @@ def make_motion_clip(
             motion learnt at all.
         profile: how the object covers its path: ``"constant"`` speed, ``"accelerating"`` from rest (the
             distance covered grows as the square of the time) or ``"decelerating"`` to rest (its time reverse).
+        growth: the ratio of the object's size in the last frame to its size in the first, changing by the same
+            factor from frame to frame: above 1 the object approaches, below 1 it recedes (the time reverse).
+            ``size`` is then the range of its larger size, which the path leaves room for.
 
     Returns:
         uint8 array (num_frames, height, width, 3), RGB.
     """
     label = _label_index(direction)
+    if not growth > 0:
+        raise ValueError(f"growth must be a positive ratio of sizes, got {growth!r}")
     if profile not in _PROFILES:
         raise ValueError(f"profile must be one of {_PROFILES}, got {profile!r}")
     if num_frames < 2 or height < 8 or width < 8:
@@ -261,10 +268,15 @@ def make_motion_clip(
     flicker = rng.normal(0, rng.uniform(0, 0.03 * (not plain)), num_frames)
     gains = 1 + ramp * (np.arange(num_frames) / (num_frames - 1) - 0.5) + flicker
     noise = rng.uniform(0, 0.04 * (not plain))
+    # the object's size in each frame relative to the drawn (larger) one: the same factor from frame to frame, up
+    # to it (growth > 1) or down from it (growth < 1); exactly 1 throughout for growth 1, so such clips are unchanged
+    exponents = np.linspace(-1.0, 0.0, num_frames) if growth > 1 else np.linspace(0.0, -1.0, num_frames)
+    scales = max(growth, 1 / growth) ** exponents
     yy, xx = np.mgrid[0:height, 0:width] + 0.5
     frames = np.empty((num_frames, height, width, 3), np.uint8)
     for t in range(num_frames):
         ry, rx = yy - (cy + dy * offset_y[t]), xx - (cx + dx * offset_x[t])
+        ry, rx = ry / scales[t], rx / scales[t]  # the object's own coordinates: its texture scales with it
         texture = _texture(fill, ry, rx, period, angle, spots)[..., None]
         mask = _shape_mask(shape, ry, rx, half_h, half_w)
         if outline:
